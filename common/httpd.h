@@ -1,0 +1,113 @@
+/* httpd.h: a small HTTP/1.1 server on libuv + http-parser, for webhooks, health, metrics and
+ * the simulators (SPEC §3.1, §8, §10).
+ *
+ * Routing by method and path template ("/api/v1/CBeteiligte/{id}": a {name} segment matches
+ * one non-empty path segment). Keep-alive and pipelining: requests of one connection are
+ * answered strictly in order, even when a later handler answers first. Limits: headers
+ * (request line included) 16 KiB by default (431), body per route (413, connection closed),
+ * read timeout per request (408, closed) and idle timeout between requests (closed silently),
+ * max connections (over the limit a new connection is closed at once). A malformed request gets
+ * 400 and the connection is closed; an unknown path 404; a known path with another method 405
+ * with an Allow header.
+ *
+ * Threading: everything runs on the loop thread given to httpd_new(); handlers are called there
+ * and httpd_respond*() must be called there (from the handler, or later from a timer, an
+ * uv_async callback, ...). A handler must answer every request exactly once, now or later. If
+ * the client goes away first, the request stays valid until the handler answers; that answer is
+ * then dropped (a client closing its side, EOF, counts as gone). Ownership: the server owns
+ * requests; a request and everything it points to is freed once its answer is written or dropped.
+ *
+ * Answers: the server writes the status line, Content-Length (none for 1xx and 204, as HTTP
+ * requires), Date and Connection itself; a HEAD request without its own route is served by the
+ * GET route and gets no body. "Expect: 100-continue" is answered when nothing is queued before it.
+ * httpd_new() sets SIGPIPE to ignored if it is still at its default (a write to a vanished client
+ * must fail, not kill the process). */
+#ifndef VMH_HTTPD_H
+#define VMH_HTTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <uv.h>
+
+struct httpd;
+struct httpd_req;
+
+struct httpd_opts {
+    size_t max_header_bytes;  /* default 16384 */
+    size_t default_max_body;  /* default 1 MiB; per route overridable */
+    unsigned read_timeout_ms; /* a started request must be complete within this; default 30000 */
+    unsigned idle_timeout_ms; /* keep-alive idle connection closed after; default 30000 */
+    unsigned max_connections; /* default 1024 */
+    unsigned max_pipelined;   /* parsed-but-unanswered requests per connection before reading
+                                 pauses; default 32 */
+};
+
+/* A handler. `ud` is the pointer given at registration. */
+typedef void (*httpd_handler_fn)(struct httpd_req *req, void *ud);
+
+/* Called after every answer is written (or dropped), on the loop thread: for request counters
+ * (route = the matched template, the prefix for a fallback, or NULL for 404/405/400/...). */
+typedef void (*httpd_observer_fn)(const char *method, const char *route, int status, void *ud);
+
+/* Creates a server on `loop` (not yet listening). NULL opts = defaults. NULL on out of memory. */
+struct httpd *httpd_new(uv_loop_t *loop, const struct httpd_opts *opts);
+
+/* Registers a route. method "GET", "POST", ...; max_body 0 = the server default. Routes are
+ * tried in registration order; the first template that matches the path and method wins.
+ * Returns 0, or -1 on a malformed template or out of memory. */
+int httpd_route(struct httpd *srv, const char *method, const char *path_template,
+                httpd_handler_fn fn, void *ud, size_t max_body);
+
+/* Handler for every path under `prefix` (any method) that no route template matched (before
+ * 404; a path that a template matches with another method gets 405). Optional; several prefixes
+ * may be registered and are tried in registration order. Returns 0, or -1 (prefix must start
+ * with '/'; out of memory). */
+int httpd_fallback(struct httpd *srv, const char *prefix, httpd_handler_fn fn, void *ud);
+
+void httpd_set_observer(struct httpd *srv, httpd_observer_fn fn, void *ud);
+
+/* Binds and listens on host:port ("0.0.0.0:8080", "127.0.0.1:0"). On success returns 0 and the
+ * bound port in *bound_port (if not NULL). Negative libuv error code on failure, with err set. */
+int httpd_listen(struct httpd *srv, const char *hostport, int *bound_port, char *err,
+                 size_t errlen);
+
+/* Stops accepting, closes every connection (pending requests stay valid until answered; their
+ * answers are dropped) and frees the server once all handles are closed and every request is
+ * answered. Call on the loop thread; run the loop afterwards until it has nothing left. */
+void httpd_close(struct httpd *srv);
+
+/* Number of open connections (for tests and metrics). */
+unsigned httpd_connections(const struct httpd *srv);
+
+/* Request accessors; pointers live as long as the request. */
+const char *httpd_req_method(const struct httpd_req *req);
+const char *httpd_req_path(const struct httpd_req *req);  /* raw path, without the query */
+const char *httpd_req_query(const struct httpd_req *req); /* raw query string without '?', or "" */
+const char *httpd_req_route(const struct httpd_req *req); /* matched template */
+/* Value of a {name} segment of the template (percent-decoded), or NULL. */
+const char *httpd_req_param(const struct httpd_req *req, const char *name);
+/* Header value (case-insensitive name), or NULL. Repeated headers: the first. */
+const char *httpd_req_header(const struct httpd_req *req, const char *name);
+const char *httpd_req_body(const struct httpd_req *req, size_t *len); /* NUL-terminated */
+/* Value of a query parameter (percent-decoded, '+' as space) copied into buf; returns the
+ * length, or -1 if absent or it does not fit. */
+int httpd_query_get(const char *query, const char *name, char *buf, size_t buflen);
+
+/* Per-request user pointer, for handlers that answer later. */
+void httpd_req_set_ud(struct httpd_req *req, void *ud);
+void *httpd_req_get_ud(const struct httpd_req *req);
+/* True if the client has gone away (the answer will be dropped). */
+bool httpd_req_orphaned(const struct httpd_req *req);
+
+/* Answers the request: status, content type (NULL = none), body (copied), extra header lines
+ * (each "Name: value", no CRLF; NULL-terminated array, may be NULL; Content-Length, Connection,
+ * Transfer-Encoding and Date lines are the server's and left out). */
+void httpd_respond(struct httpd_req *req, int status, const char *content_type, const char *body,
+                   size_t len, const char *const *headers);
+/* Answers with compact JSON; steals the reference to `body` (NULL = "{}"). */
+void httpd_respond_json(struct httpd_req *req, int status, json_t *body);
+/* Answers {"error": msg} with the status. */
+void httpd_respond_error(struct httpd_req *req, int status, const char *msg);
+
+#endif
