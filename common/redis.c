@@ -1,0 +1,557 @@
+/* redis.c: Redis access on hiredis' synchronous API (SPEC §4.4, §4.5, §9 REDIS_URL): URL
+ * parsing, lazy connect with AUTH and SELECT, reconnect with backoff, SET NX PX and Lua scripts
+ * by SHA with a fallback to EVAL. A client owns its redisContext; replies belong to the caller
+ * (freeReplyObject). Error texts name host and port, never the password. */
+#include "redis.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define REDIS_DEFAULT_PORT       6379
+#define REDIS_CONNECT_TIMEOUT_MS 1000 /* used when the caller passes <= 0 */
+#define REDIS_COMMAND_TIMEOUT_MS 5000
+#define REDIS_BACKOFF_MIN_MS     100
+#define REDIS_BACKOFF_MAX_MS     5000
+
+struct redis_client {
+    struct redis_url url;
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    redisContext *ctx;         /* NULL while not connected */
+    long long last_attempt_ms; /* monotonic time of the last connect attempt */
+    long long backoff_ms;      /* 0 after a reply; else the gap before the next attempt */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void reset_err(char *err, size_t errlen)
+{
+    if (err && errlen > 0)
+        err[0] = '\0';
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval ms_to_timeval(int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+/* ---- URL ---------------------------------------------------------------------------------- */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [s, s+len) into out (NUL-terminated). -1 on a bad escape, an escaped NUL or
+ * when the result does not fit. */
+static int percent_decode(const char *s, size_t len, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= outlen)
+            return -1;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Parses decimal digits at *p up to a non-digit; -1 if none or above max. */
+static int parse_number(const char **p, long max, long *out)
+{
+    const char *s = *p;
+    long v = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (*s - '0');
+        if (v > max)
+            return -1;
+    }
+    *p = s;
+    *out = v;
+    return 0;
+}
+
+static bool host_char_ok(char ch, bool bracketed)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+        ch == '.')
+        return true;
+    return bracketed ? ch == ':' : (ch == '-' || ch == '_');
+}
+
+int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t errlen)
+{
+    static const char scheme[] = "redis://";
+    static const char tls_scheme[] = "rediss://";
+    const char *p, *at, *host_start, *host_end;
+    bool bracketed;
+    long num;
+
+    reset_err(err, errlen);
+    if (!out) {
+        set_err(err, errlen, "redis url: no output struct");
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    out->port = REDIS_DEFAULT_PORT;
+    if (!url) {
+        set_err(err, errlen, "redis url: missing");
+        return -1;
+    }
+    if (strncasecmp(url, tls_scheme, sizeof tls_scheme - 1) == 0) {
+        set_err(err, errlen,
+                "redis url: rediss:// (TLS) is not supported: hiredis 0.14 has no TLS; use "
+                "redis:// (or a TLS sidecar)");
+        goto fail;
+    }
+    if (strncasecmp(url, scheme, sizeof scheme - 1) != 0) {
+        set_err(err, errlen, "redis url: must start with redis://");
+        goto fail;
+    }
+    p = url + sizeof scheme - 1;
+
+    /* User info ends at the last '@': nothing after it (host, port, db) may hold one, so an
+     * unescaped '@' or '/' in the password still parses. */
+    at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        char user[256];
+        if (!colon) {
+            set_err(err, errlen, "redis url: user info must be ':password' or 'user:password'");
+            goto fail;
+        }
+        if (percent_decode(p, (size_t)(colon - p), user, sizeof user) != 0) {
+            set_err(err, errlen, "redis url: bad user name (percent-escape or length)");
+            goto fail;
+        }
+        if (user[0] && strcmp(user, "default") != 0) {
+            set_err(err, errlen,
+                    "redis url: ACL users other than 'default' are not supported (AUTH sends "
+                    "the password only)");
+            goto fail;
+        }
+        if (percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
+                           sizeof out->password) != 0) {
+            set_err(err, errlen,
+                    "redis url: bad password (malformed or %%00 percent-escape, or longer than "
+                    "%zu bytes)",
+                    sizeof out->password - 1);
+            goto fail;
+        }
+        p = at + 1;
+    }
+
+    bracketed = *p == '[';
+    if (bracketed) { /* IPv6 literal */
+        host_start = p + 1;
+        host_end = strchr(host_start, ']');
+        if (!host_end) {
+            set_err(err, errlen, "redis url: '[' without ']' in host");
+            goto fail;
+        }
+        p = host_end + 1;
+    } else {
+        host_start = p;
+        while (*p && *p != ':' && *p != '/')
+            p++;
+        host_end = p;
+    }
+    if (host_end == host_start) {
+        set_err(err, errlen, "redis url: empty host");
+        goto fail;
+    }
+    for (const char *h = host_start; h < host_end; h++) {
+        if (!host_char_ok(*h, bracketed)) {
+            set_err(err, errlen, "redis url: invalid character in host");
+            goto fail;
+        }
+    }
+    if ((size_t)(host_end - host_start) >= sizeof out->host) {
+        set_err(err, errlen, "redis url: host longer than %zu bytes", sizeof out->host - 1);
+        goto fail;
+    }
+    memcpy(out->host, host_start, (size_t)(host_end - host_start));
+    out->host[host_end - host_start] = '\0';
+
+    if (*p == ':') {
+        p++;
+        if (parse_number(&p, 65535, &num) != 0 || num == 0 || (*p && *p != '/')) {
+            set_err(err, errlen, "redis url: port must be a number 1..65535");
+            goto fail;
+        }
+        out->port = (int)num;
+    }
+    if (*p == '/') {
+        p++;
+        if (*p) {
+            if (parse_number(&p, INT_MAX, &num) != 0 || *p) {
+                set_err(err, errlen, "redis url: db must be a number 0..%d", INT_MAX);
+                goto fail;
+            }
+            out->db = (int)num;
+        }
+    }
+    if (*p) {
+        set_err(err, errlen, "redis url: unexpected text after the host (only [:port][/db])");
+        goto fail;
+    }
+    return 0;
+
+fail:
+    memset(out, 0, sizeof *out); /* no half-parsed password left behind */
+    out->port = REDIS_DEFAULT_PORT;
+    return -1;
+}
+
+/* ---- client ------------------------------------------------------------------------------- */
+
+struct redis_client *redis_client_new(const struct redis_url *url, int connect_timeout_ms,
+                                      int command_timeout_ms)
+{
+    struct redis_client *c;
+    if (!url)
+        return NULL;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->url = *url;
+    c->connect_timeout_ms = connect_timeout_ms > 0 ? connect_timeout_ms : REDIS_CONNECT_TIMEOUT_MS;
+    c->command_timeout_ms = command_timeout_ms > 0 ? command_timeout_ms : REDIS_COMMAND_TIMEOUT_MS;
+    return c;
+}
+
+static void drop_connection(struct redis_client *c)
+{
+    redisFree(c->ctx);
+    c->ctx = NULL;
+}
+
+void redis_client_free(struct redis_client *c)
+{
+    if (!c)
+        return;
+    drop_connection(c);
+    explicit_bzero(c->url.password, sizeof c->url.password);
+    free(c);
+}
+
+bool redis_client_connected(const struct redis_client *c)
+{
+    return c && c->ctx;
+}
+
+/* A failed connect or a dropped connection: the next attempt waits longer. */
+static void note_failure(struct redis_client *c)
+{
+    if (c->backoff_ms == 0)
+        c->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    else if (c->backoff_ms < REDIS_BACKOFF_MAX_MS)
+        c->backoff_ms =
+            c->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+/* Describes why ctx failed; saved_errno is errno right after the failing hiredis call, which
+ * is EAGAIN when a command ran into the socket timeout. */
+static void set_ctx_err(const struct redis_client *c, const redisContext *ctx, int saved_errno,
+                        const char *what, char *err, size_t errlen)
+{
+    bool is_command = strcmp(what, "connect") != 0;
+    if (!ctx) {
+        set_err(err, errlen, "redis %s:%d: %s: out of memory", c->url.host, c->url.port, what);
+    } else if (is_command && ctx->err == REDIS_ERR_IO &&
+               (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
+        set_err(err, errlen, "redis %s:%d: %s: timed out after %d ms", c->url.host, c->url.port,
+                what, c->command_timeout_ms);
+    } else {
+        set_err(err, errlen, "redis %s:%d: %s: %s", c->url.host, c->url.port, what,
+                ctx->err ? ctx->errstr : "no reply");
+    }
+}
+
+/* Runs one setup command (AUTH, SELECT) on a fresh context: 0 if it answered +OK. */
+static int setup_command(struct redis_client *c, redisContext *ctx, const char *what, int argc,
+                         const char **argv, char *err, size_t errlen)
+{
+    redisReply *reply = redisCommandArgv(ctx, argc, argv, NULL);
+    int saved_errno = errno;
+    int rc = -1;
+    if (!reply) {
+        set_ctx_err(c, ctx, saved_errno, what, err, errlen);
+        return -1;
+    }
+    if (reply->type == REDIS_REPLY_STATUS && strcasecmp(reply->str, "OK") == 0)
+        rc = 0;
+    else if (reply->type == REDIS_REPLY_ERROR)
+        set_err(err, errlen, "redis %s:%d: %s failed: %s", c->url.host, c->url.port, what,
+                reply->str);
+    else
+        set_err(err, errlen, "redis %s:%d: %s failed: unexpected reply type %d", c->url.host,
+                c->url.port, what, reply->type);
+    freeReplyObject(reply);
+    return rc;
+}
+
+static int connect_now(struct redis_client *c, char *err, size_t errlen)
+{
+    redisContext *ctx;
+    int saved_errno;
+    char dbtext[16];
+
+    c->last_attempt_ms = now_ms();
+    ctx = redisConnectWithTimeout(c->url.host, c->url.port, ms_to_timeval(c->connect_timeout_ms));
+    saved_errno = errno;
+    if (!ctx || ctx->err) {
+        set_ctx_err(c, ctx, saved_errno, "connect", err, errlen);
+        goto fail;
+    }
+    if (redisSetTimeout(ctx, ms_to_timeval(c->command_timeout_ms)) != REDIS_OK) {
+        set_ctx_err(c, ctx, errno, "set timeout", err, errlen);
+        goto fail;
+    }
+    (void)redisEnableKeepAlive(ctx); /* best effort: finds dead peers of idle connections */
+    if (c->url.password[0]) {
+        const char *argv[] = {"AUTH", c->url.password};
+        if (setup_command(c, ctx, "AUTH", 2, argv, err, errlen) != 0)
+            goto fail;
+    }
+    if (c->url.db != 0) {
+        const char *argv[] = {"SELECT", dbtext};
+        snprintf(dbtext, sizeof dbtext, "%d", c->url.db);
+        if (setup_command(c, ctx, "SELECT", 2, argv, err, errlen) != 0)
+            goto fail;
+    }
+    c->ctx = ctx;
+    return 0;
+
+fail:
+    redisFree(ctx);
+    note_failure(c);
+    return -1;
+}
+
+int redis_client_connect(struct redis_client *c, bool force, char *err, size_t errlen)
+{
+    reset_err(err, errlen);
+    if (!c) {
+        set_err(err, errlen, "redis: no client");
+        return -1;
+    }
+    if (c->ctx)
+        return 0;
+    if (!force && c->backoff_ms > 0) {
+        long long wait = c->last_attempt_ms + c->backoff_ms - now_ms();
+        if (wait > 0) {
+            set_err(err, errlen,
+                    "redis %s:%d: not connected; reconnect backoff, next attempt in %lld ms",
+                    c->url.host, c->url.port, wait);
+            return -1;
+        }
+    }
+    return connect_now(c, err, errlen);
+}
+
+/* After a hiredis command call: a reply resets the backoff; NULL drops the connection. */
+static redisReply *finish_command(struct redis_client *c, redisReply *reply, int saved_errno,
+                                  char *err, size_t errlen)
+{
+    if (reply) {
+        c->backoff_ms = 0;
+        return reply;
+    }
+    set_ctx_err(c, c->ctx, saved_errno, "command", err, errlen);
+    drop_connection(c);
+    note_failure(c);
+    return NULL;
+}
+
+redisReply *redis_command_argv(struct redis_client *c, int argc, const char **argv,
+                               const size_t *argvlen, char *err, size_t errlen)
+{
+    redisReply *reply;
+    reset_err(err, errlen);
+    if (!c || argc <= 0 || !argv) {
+        set_err(err, errlen, "redis: bad arguments (no client or empty command)");
+        return NULL;
+    }
+    if (redis_client_connect(c, false, err, errlen) != 0)
+        return NULL;
+    reply = redisCommandArgv(c->ctx, argc, argv, argvlen);
+    return finish_command(c, reply, errno, err, errlen);
+}
+
+redisReply *redis_command(struct redis_client *c, char *err, size_t errlen, const char *fmt, ...)
+{
+    redisReply *reply;
+    va_list ap;
+    reset_err(err, errlen);
+    if (!c || !fmt) {
+        set_err(err, errlen, "redis: bad arguments (no client or format)");
+        return NULL;
+    }
+    if (redis_client_connect(c, false, err, errlen) != 0)
+        return NULL;
+    va_start(ap, fmt);
+    reply = redisvCommand(c->ctx, fmt, ap);
+    va_end(ap);
+    return finish_command(c, reply, errno, err, errlen);
+}
+
+int redis_ping(struct redis_client *c, char *err, size_t errlen)
+{
+    const char *argv[] = {"PING"};
+    redisReply *reply = redis_command_argv(c, 1, argv, NULL, err, errlen);
+    int rc = -1;
+    if (!reply)
+        return -1;
+    if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0)
+        rc = 0;
+    else if (reply->type == REDIS_REPLY_ERROR)
+        set_err(err, errlen, "redis PING: %s", reply->str);
+    else
+        set_err(err, errlen, "redis PING: unexpected reply type %d", reply->type);
+    freeReplyObject(reply);
+    return rc;
+}
+
+int redis_set_nx_px(struct redis_client *c, const char *key, const char *value, long long ttl_ms,
+                    bool *acquired, char *err, size_t errlen)
+{
+    char ttl[24];
+    redisReply *reply;
+    int rc = -1;
+
+    reset_err(err, errlen);
+    if (acquired)
+        *acquired = false;
+    if (!key || !value || !acquired || ttl_ms <= 0) {
+        set_err(err, errlen, "redis SET NX PX: bad arguments (key, value, ttl > 0)");
+        return -1;
+    }
+    snprintf(ttl, sizeof ttl, "%lld", ttl_ms);
+    const char *argv[] = {"SET", key, value, "NX", "PX", ttl};
+    reply = redis_command_argv(c, 6, argv, NULL, err, errlen);
+    if (!reply)
+        return -1;
+    if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0) {
+        *acquired = true;
+        rc = 0;
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        rc = 0;
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        set_err(err, errlen, "redis SET NX PX: %s", reply->str);
+    } else {
+        set_err(err, errlen, "redis SET NX PX: unexpected reply type %d", reply->type);
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+/* ---- scripts ------------------------------------------------------------------------------ */
+
+void redis_script_init(struct redis_script *s, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (!s)
+        return;
+    s->src = src;
+    s->sha[0] = '\0';
+    if (!src || !EVP_Digest(src, strlen(src), md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+        return; /* no SHA: redis_eval sends EVAL */
+    for (unsigned int i = 0; i < mdlen; i++) {
+        s->sha[2 * i] = hex[md[i] >> 4];
+        s->sha[2 * i + 1] = hex[md[i] & 0x0f];
+    }
+    s->sha[2 * mdlen] = '\0';
+}
+
+redisReply *redis_eval(struct redis_client *c, const struct redis_script *s, int nkeys,
+                       const char *const *keys, int nargs, const char *const *args, char *err,
+                       size_t errlen)
+{
+    char nkeys_text[16];
+    const char **argv = NULL;
+    redisReply *reply = NULL;
+    int argc;
+
+    reset_err(err, errlen);
+    if (!s || !s->src || nkeys < 0 || nargs < 0 || (nkeys > 0 && !keys) || (nargs > 0 && !args) ||
+        nkeys > INT_MAX - 3 - nargs) {
+        set_err(err, errlen, "redis EVAL: bad arguments");
+        return NULL;
+    }
+    argc = 3 + nkeys + nargs;
+    argv = calloc((size_t)argc, sizeof *argv);
+    if (!argv) {
+        set_err(err, errlen, "redis EVAL: out of memory");
+        return NULL;
+    }
+    snprintf(nkeys_text, sizeof nkeys_text, "%d", nkeys);
+    argv[2] = nkeys_text;
+    for (int i = 0; i < nkeys; i++)
+        argv[3 + i] = keys[i];
+    for (int i = 0; i < nargs; i++)
+        argv[3 + nkeys + i] = args[i];
+
+    if (s->sha[0]) {
+        argv[0] = "EVALSHA";
+        argv[1] = s->sha;
+        reply = redis_command_argv(c, argc, argv, NULL, err, errlen);
+        if (!reply || reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "NOSCRIPT", 8) != 0)
+            goto done;
+        freeReplyObject(reply); /* not cached on this server (yet): EVAL loads it */
+    }
+    argv[0] = "EVAL";
+    argv[1] = s->src;
+    reply = redis_command_argv(c, argc, argv, NULL, err, errlen);
+
+done:
+    free(argv);
+    return reply;
+}
