@@ -1,0 +1,55 @@
+/* kafka.h: librdkafka helpers shared by producer, worker and tools (SPEC §1.1, §2, §9):
+ * topic names, configuration objects with the project's fixed settings plus KAFKA_CFG_*
+ * passthrough, and librdkafka's logs routed into log.h.
+ *
+ * Ownership follows librdkafka: a conf returned here belongs to the caller until it is handed
+ * to rd_kafka_new(), which takes it on success. */
+#ifndef VMH_KAFKA_H
+#define VMH_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+enum kafka_topic_kind {
+    KAFKA_TOPIC_CREATE = 0,
+    KAFKA_TOPIC_UPDATE,
+    KAFKA_TOPIC_DELETE,
+    KAFKA_TOPIC_SYNC_CHECK,
+    KAFKA_TOPIC_DLQ,
+    KAFKA_TOPIC_COUNT
+};
+
+/* "create", "update", "delete", "sync_check", "dlq"; NULL for an unknown kind. */
+const char *kafka_topic_suffix(enum kafka_topic_kind kind);
+
+/* "<prefix>.<suffix>" into buf. Returns 0, or -1 if it does not fit. */
+int kafka_topic_name(const char *prefix, enum kafka_topic_kind kind, char *buf, size_t buflen);
+
+/* Sets name=value on conf; -1 with err (librdkafka's message) on an unknown property or bad
+ * value. For a secret-looking name (log_key_is_secret) the value is never repeated in err. */
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                   size_t errlen);
+
+/* Routes librdkafka's logs of every handle made from conf into log.h (syslog levels 0-3 error,
+ * 4 warn, 5-6 info, 7 debug; keys "facility" and "client"). For handles that need no other
+ * project setting, such as the mock cluster's. */
+void kafka_conf_set_logger(rd_kafka_conf_t *conf);
+
+/* A new conf with bootstrap.servers = brokers, client.id (NULL keeps librdkafka's default),
+ * librdkafka logs into log.h, and every KAFKA_CFG_* variable of the environment applied last
+ * (so operators can override anything). NULL with err on a bad setting; an error from a
+ * KAFKA_CFG_* variable names the variable. */
+rd_kafka_conf_t *kafka_conf_new(const char *brokers, const char *client_id, char *err,
+                                size_t errlen);
+
+/* The producer settings of SPEC §2 (idempotence, acks=all, murmur2_random, small linger) on top
+ * of kafka_conf_new(). */
+rd_kafka_conf_t *kafka_producer_conf_new(const char *brokers, const char *client_id, char *err,
+                                         size_t errlen);
+
+/* The consumer settings of SPEC §2 (group.id, range assignor, no auto offset store, auto
+ * commit) on top of kafka_conf_new(). */
+rd_kafka_conf_t *kafka_consumer_conf_new(const char *brokers, const char *group_id,
+                                         const char *client_id, char *err, size_t errlen);
+
+#endif
