@@ -1,0 +1,457 @@
+/* harness.c: process, port, redis-server and kafka-mock helpers for tests (see harness.h). */
+#include "harness.h"
+
+#include "httpc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef VMH_BIN_DIR
+#error "VMH_BIN_DIR must be defined by the build"
+#endif
+
+const char *th_bin_dir(void)
+{
+    const char *env = getenv("VMH_BIN_DIR");
+    return env && *env ? env : VMH_BIN_DIR;
+}
+
+const char *th_bin(const char *name, char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "%s/%s", th_bin_dir(), name);
+    return buf;
+}
+
+long long th_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void th_sleep_ms(long long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+bool th_wait_until(bool (*cond)(void *ud), void *ud, long long timeout_ms)
+{
+    long long end = th_now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(ud))
+            return true;
+        if (th_now_ms() >= end)
+            return false;
+        th_sleep_ms(5);
+    }
+}
+
+int th_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+int th_tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void child_env(const char *const *env)
+{
+    for (; env && *env; env++) {
+        const char *eq = strchr(*env, '=');
+        if (!eq) {
+            unsetenv(*env);
+            continue;
+        }
+        char name[256];
+        size_t n = (size_t)(eq - *env);
+        if (n >= sizeof name)
+            continue;
+        memcpy(name, *env, n);
+        name[n] = '\0';
+        setenv(name, eq + 1, 1);
+    }
+}
+
+static int spawn(struct th_proc *p, const char *const *argv, const char *const *env, int out_mode,
+                 int *merge_fd)
+{
+    int pipefd[2] = {-1, -1};
+    memset(p, 0, sizeof *p);
+    p->out_fd = -1;
+    if (out_mode && pipe2(pipefd, O_CLOEXEC) != 0)
+        return -1;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        if (out_mode) {
+            close(pipefd[0]);
+            close(pipefd[1]);
+        }
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        setpgid(0, 0);
+        if (out_mode) {
+            dup2(pipefd[1], 1);
+            if (out_mode == 2)
+                dup2(pipefd[1], 2);
+        }
+        child_env(env);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    p->pid = pid;
+    if (out_mode) {
+        close(pipefd[1]);
+        p->out_fd = pipefd[0];
+        if (merge_fd)
+            *merge_fd = pipefd[0];
+    }
+    return 0;
+}
+
+int th_proc_start(struct th_proc *p, const char *const *argv, const char *const *env,
+                  bool capture_stdout)
+{
+    return spawn(p, argv, env, capture_stdout ? 1 : 0, NULL);
+}
+
+int th_proc_read_line(struct th_proc *p, char *buf, size_t buflen, long long timeout_ms)
+{
+    size_t n = 0;
+    long long end = th_now_ms() + timeout_ms;
+    if (p->out_fd < 0 || buflen == 0)
+        return -1;
+    while (n + 1 < buflen) {
+        long long left = end - th_now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        char c;
+        ssize_t got = read(p->out_fd, &c, 1);
+        if (got <= 0)
+            break;
+        if (c == '\n') {
+            buf[n] = '\0';
+            return 0;
+        }
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+    return -1;
+}
+
+static int decode_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+int th_proc_wait(struct th_proc *p, long long timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    long long end = th_now_ms() + timeout_ms;
+    while (!p->reaped) {
+        pid_t r = waitpid(p->pid, &p->status, WNOHANG);
+        if (r == p->pid) {
+            p->reaped = true;
+            break;
+        }
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (th_now_ms() >= end)
+            return -2;
+        th_sleep_ms(2);
+    }
+    return decode_status(p->status);
+}
+
+bool th_proc_alive(struct th_proc *p)
+{
+    if (p->pid <= 0 || p->reaped)
+        return false;
+    return th_proc_wait(p, 0) == -2;
+}
+
+int th_proc_stop(struct th_proc *p, int sig, long long timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    if (!p->reaped) {
+        kill(p->pid, sig);
+        if (th_proc_wait(p, timeout_ms) == -2) {
+            kill(p->pid, SIGKILL);
+            th_proc_wait(p, 10000);
+        }
+    }
+    if (p->out_fd >= 0) {
+        close(p->out_fd);
+        p->out_fd = -1;
+    }
+    return p->reaped ? decode_status(p->status) : -1;
+}
+
+int th_run(const char *const *argv, const char *const *env, char *out, size_t outlen,
+           long long timeout_ms)
+{
+    struct th_proc p;
+    int fd = -1;
+    size_t n = 0;
+    if (spawn(&p, argv, env, 2, &fd) != 0)
+        return -1;
+    long long end = th_now_ms() + timeout_ms;
+    for (;;) {
+        long long left = end - th_now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        char tmp[4096];
+        ssize_t got = read(fd, tmp, sizeof tmp);
+        if (got <= 0)
+            break;
+        if (out && n + 1 < outlen) {
+            size_t take = (size_t)got < outlen - 1 - n ? (size_t)got : outlen - 1 - n;
+            memcpy(out + n, tmp, take);
+            n += take;
+        }
+    }
+    if (out && outlen)
+        out[n] = '\0';
+    long long left = end - th_now_ms();
+    int code = th_proc_wait(&p, left > 0 ? left : 0);
+    if (code == -2)
+        code = th_proc_stop(&p, SIGKILL, 1000);
+    else
+        th_proc_stop(&p, SIGKILL, 0);
+    return code;
+}
+
+static bool redis_answers(int port, const char *password)
+{
+    int fd = th_tcp_connect(port);
+    if (fd < 0)
+        return false;
+    char req[512];
+    if (password)
+        snprintf(req, sizeof req, "AUTH %s\r\nPING\r\n", password);
+    else
+        snprintf(req, sizeof req, "PING\r\n");
+    bool ok = false;
+    if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+        char buf[256] = {0};
+        size_t n = 0;
+        long long end = th_now_ms() + 1000;
+        while (n < sizeof buf - 1 && th_now_ms() < end) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, 100) <= 0)
+                continue;
+            ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
+            if (got <= 0)
+                break;
+            n += (size_t)got;
+            if (strstr(buf, "+PONG")) {
+                ok = true;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+/* One attempt at a redis-server on 127.0.0.1:port; 0 once it answers PING (after AUTH). */
+static int redis_start_on(struct th_redis *r, int port, const char *password)
+{
+    memset(r, 0, sizeof *r);
+    r->port = port;
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", r->port);
+    const char *argv[16];
+    int i = 0;
+    argv[i++] = "/usr/bin/redis-server";
+    argv[i++] = "--port";
+    argv[i++] = port_text;
+    argv[i++] = "--bind";
+    argv[i++] = "127.0.0.1";
+    argv[i++] = "--save";
+    argv[i++] = "";
+    argv[i++] = "--appendonly";
+    argv[i++] = "no";
+    argv[i++] = "--loglevel";
+    argv[i++] = "warning";
+    if (password) {
+        argv[i++] = "--requirepass";
+        argv[i++] = password;
+    }
+    argv[i] = NULL;
+    if (th_proc_start(&r->proc, argv, NULL, true) != 0)
+        return -1;
+    long long end = th_now_ms() + 5000;
+    while (th_now_ms() < end && th_proc_alive(&r->proc)) {
+        if (redis_answers(r->port, password)) {
+            if (password)
+                snprintf(r->url, sizeof r->url, "redis://:%s@127.0.0.1:%d/0", password, r->port);
+            else
+                snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+            return 0;
+        }
+        th_sleep_ms(10);
+    }
+    th_proc_stop(&r->proc, SIGKILL, 1000);
+    return -1;
+}
+
+int th_redis_start(struct th_redis *r, const char *password)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (redis_start_on(r, th_free_port(), password) == 0)
+            return 0;
+        /* port taken meanwhile: try another */
+    }
+    return -1;
+}
+
+int th_redis_start_port(struct th_redis *r, int port, const char *password)
+{
+    long long end = th_now_ms() + 5000;
+    do { /* the old server's socket may linger a moment after it exited */
+        if (redis_start_on(r, port, password) == 0)
+            return 0;
+        th_sleep_ms(50);
+    } while (th_now_ms() < end);
+    return -1;
+}
+
+void th_redis_stop(struct th_redis *r)
+{
+    th_proc_stop(&r->proc, SIGTERM, 5000);
+}
+
+int th_kafka_start(struct th_kafka *k, int partitions)
+{
+    char bin[512], parts[16];
+    snprintf(parts, sizeof parts, "%d", partitions);
+    const char *argv[] = {th_bin("kafka-mock", bin, sizeof bin), "--partitions", parts, NULL};
+    memset(k, 0, sizeof *k);
+    if (th_proc_start(&k->proc, argv, NULL, true) != 0)
+        return -1;
+    if (th_proc_read_line(&k->proc, k->bootstrap, sizeof k->bootstrap, 10000) != 0 ||
+        !k->bootstrap[0]) {
+        th_proc_stop(&k->proc, SIGKILL, 1000);
+        return -1;
+    }
+    return 0;
+}
+
+int th_kafka_stop(struct th_kafka *k)
+{
+    return th_proc_stop(&k->proc, SIGTERM, 5000);
+}
+
+int th_sim_start(struct th_sim *s, const char *name, const char *const *args)
+{
+    char bin[512], line[256];
+    const char *argv[64];
+    int n = 0;
+    memset(s, 0, sizeof *s);
+    argv[n++] = th_bin(name, bin, sizeof bin);
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    for (; args && *args && n < 63; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    if (th_proc_start(&s->proc, argv, NULL, true) != 0)
+        return -1;
+    if (th_proc_read_line(&s->proc, line, sizeof line, 10000) != 0 ||
+        sscanf(line, "listening on 127.0.0.1:%d", &s->port) != 1) {
+        fprintf(stderr, "harness: %s did not report its port (got \"%s\")\n", name, line);
+        th_proc_stop(&s->proc, SIGKILL, 1000);
+        return -1;
+    }
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    return 0;
+}
+
+int th_sim_stop(struct th_sim *s)
+{
+    return th_proc_stop(&s->proc, SIGTERM, 10000);
+}
+
+long th_http(const char *method, const char *url, const char *const *headers, const char *body,
+             json_t **out)
+{
+    struct httpc_opts opts = {.timeout_ms = 30000};
+    struct httpc *c = httpc_new(&opts);
+    struct httpc_resp r;
+    char err[256];
+    long status = 0;
+    if (out)
+        *out = NULL;
+    if (!c)
+        return 0;
+    if (httpc_request(c, method, url, headers, body, body ? strlen(body) : 0, &r, err,
+                      sizeof err) == 0) {
+        status = r.status;
+        if (out && r.body_len)
+            *out = json_loadb(r.body, r.body_len, 0, NULL);
+    } else {
+        fprintf(stderr, "harness: %s %s: %s\n", method, url, err);
+    }
+    httpc_resp_clear(&r);
+    httpc_free(c);
+    return status;
+}

@@ -1,0 +1,109 @@
+/* harness.h: what tests need to run real processes: spawn and stop binaries, read their first
+ * line, pick free loopback ports, start a throw-away redis-server, poll for a condition with a
+ * deadline (never sleep as synchronisation).
+ *
+ * Every child gets PR_SET_PDEATHSIG(SIGKILL), so a crashed test leaves no process behind; tests
+ * still stop every child they start. Child stderr goes to the test's stderr (ctest shows it on
+ * failure). */
+#ifndef VMH_TEST_HARNESS_H
+#define VMH_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+/* build/bin, where every binary of the project lands (set by CMake). */
+const char *th_bin_dir(void);
+/* "<bin dir>/<name>" in a static buffer per call site: copy it if needed. */
+const char *th_bin(const char *name, char *buf, size_t buflen);
+
+/* Monotonic milliseconds. */
+long long th_now_ms(void);
+
+/* Polls cond(ud) every few ms until it is true (returns true) or timeout_ms passes (false). */
+bool th_wait_until(bool (*cond)(void *ud), void *ud, long long timeout_ms);
+/* The same with an expression, as a statement: sets bool `ok` to whether expr became true
+ * within timeout_ms. TH_WAIT(ok, count == 3, 5000); assert_true(ok); */
+#define TH_WAIT(ok, expr, timeout_ms)                                                              \
+    do {                                                                                           \
+        long long th__end = th_now_ms() + (timeout_ms);                                            \
+        while (!((ok) = (expr)) && th_now_ms() < th__end)                                          \
+            th_sleep_ms(5);                                                                        \
+    } while (0)
+/* Polling interval only: not a synchronisation primitive. */
+void th_sleep_ms(long long ms);
+
+/* A loopback TCP port that was free a moment ago. */
+int th_free_port(void);
+
+struct th_proc {
+    pid_t pid;
+    int out_fd; /* the child's stdout (pipe), -1 if not captured */
+    int status; /* wait status once reaped */
+    bool reaped;
+};
+
+/* Starts argv[0] (a path) with argv; env: NULL-terminated "NAME=value" entries put into the
+ * child's environment on top of the current one (a "NAME" entry without '=' removes NAME).
+ * capture_stdout: stdout into p->out_fd, else inherited. 0 or -1 (errno). */
+int th_proc_start(struct th_proc *p, const char *const *argv, const char *const *env,
+                  bool capture_stdout);
+/* Reads one line of the child's stdout (without newline) within timeout_ms. 0, or -1 on EOF
+ * or timeout. */
+int th_proc_read_line(struct th_proc *p, char *buf, size_t buflen, long long timeout_ms);
+/* Sends sig, waits up to timeout_ms for exit, then SIGKILLs. Returns the exit code (0..255),
+ * 128+signal if killed by a signal, or -1. Safe to call twice. */
+int th_proc_stop(struct th_proc *p, int sig, long long timeout_ms);
+/* Waits for exit up to timeout_ms without signalling; exit code as above, -2 on timeout. */
+int th_proc_wait(struct th_proc *p, long long timeout_ms);
+bool th_proc_alive(struct th_proc *p);
+
+/* Runs a binary to completion, capturing stdout+stderr into out (truncated, NUL-terminated).
+ * Returns the exit code as th_proc_stop. */
+int th_run(const char *const *argv, const char *const *env, char *out, size_t outlen,
+           long long timeout_ms);
+
+/* A redis-server on 127.0.0.1:<free port>, no persistence, optional password. */
+struct th_redis {
+    struct th_proc proc;
+    int port;
+    char url[300];
+};
+int th_redis_start(struct th_redis *r, const char *password);
+/* The same on a given port (e.g. to restart a stopped server where clients expect it), retried
+ * for up to 5 s while the port is still taken. 0 or -1. */
+int th_redis_start_port(struct th_redis *r, int port, const char *password);
+void th_redis_stop(struct th_redis *r);
+
+/* kafka-mock from the bin dir with N partitions; bootstrap string into r->bootstrap. */
+struct th_kafka {
+    struct th_proc proc;
+    char bootstrap[512];
+};
+int th_kafka_start(struct th_kafka *k, int partitions);
+/* SIGTERM, then waits; returns kafka-mock's exit code as th_proc_stop (0 = clean shutdown). */
+int th_kafka_stop(struct th_kafka *k);
+
+/* A simulator (espocrm-sim, advoware-sim) from the bin dir on a free port: extra arguments
+ * (NULL-terminated, may be NULL) after "--port 0"; base URL "http://127.0.0.1:<port>". */
+struct th_sim {
+    struct th_proc proc;
+    int port;
+    char url[64];
+};
+int th_sim_start(struct th_sim *s, const char *name, const char *const *args);
+/* Stops it with SIGTERM; returns its exit code (0 expected). */
+int th_sim_stop(struct th_sim *s);
+
+/* One HTTP exchange with JSON for tests (a fresh libcurl handle each time). body: JSON text or
+ * NULL; headers: NULL-terminated "Name: value" or NULL. Returns the status (0 on a transport
+ * error); *out (if not NULL) gets the parsed answer or NULL (caller json_decref()s). */
+long th_http(const char *method, const char *url, const char *const *headers, const char *body,
+             json_t **out);
+
+/* Connects a TCP socket to 127.0.0.1:port; fd or -1. */
+int th_tcp_connect(int port);
+
+#endif
