@@ -1,0 +1,622 @@
+/* sim.c: the simulators' shared frame: options, API routes with counters, faults, fail rate and
+ * latency, admin routes, run loop (see sim.h). */
+#include "sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SIM_ADMIN_PREFIX "/_sim/"
+
+struct sim_route {
+    struct sim *sim;
+    char *tmpl;
+    httpd_handler_fn fn;
+    void *ud;
+    struct sim_route *next;
+};
+
+struct sim_stat {
+    char *method, *route;
+    int status;
+    unsigned long count;
+};
+
+struct sim_fault {
+    char *method; /* NULL = any */
+    char *route;  /* NULL = any */
+    int status;   /* 0 = none (delay only) */
+    long count;   /* < 0 = unlimited */
+    double rate;  /* 0 = every match */
+    int delay_ms;
+};
+
+struct sim {
+    uv_loop_t *loop;
+    struct sim_opts opts;
+    struct httpd *srv;
+    struct sim_route *routes;
+    struct sim_stat *stats;
+    size_t nstats, capstats;
+    struct sim_fault *faults;
+    size_t nfaults;
+    unsigned short rng[3];
+    sim_reset_fn reset;
+    void *reset_ud;
+    void (*stop)(void *ud);
+    void *stop_ud;
+    uv_signal_t sigterm, sigint;
+};
+
+/* A request waiting for its latency. */
+struct sim_delayed {
+    uv_timer_t timer;
+    struct httpd_req *req;
+    struct sim_route *route;
+    int status; /* injected status, or 0 to run the handler */
+};
+
+/* ---- options ---------------------------------------------------------------------------- */
+
+static void usage(FILE *out, const char *prog, const char *summary, const struct sim_opts *o,
+                  const struct sim_opt *extra, size_t n)
+{
+    fprintf(out, "Usage: %s [options]\n\n%s\n\nOptions:\n", prog, summary);
+    fprintf(out, "  --port N          listen on 127.0.0.1:N; 0 = a free port (default %d)\n",
+            o->port);
+    fprintf(out, "  --latency-ms N    added to every API answer (default %d)\n", o->latency_ms);
+    fprintf(out, "  --jitter-ms N     plus a random 0..N ms (default %d)\n", o->jitter_ms);
+    fprintf(out, "  --fail-rate F     fraction of API requests answered 503 (default %g)\n",
+            o->fail_rate);
+    fprintf(out, "  --seed N          random seed (default %ld)\n", o->seed);
+    for (size_t i = 0; i < n; i++) {
+        char def[128] = "";
+        if (extra[i].type == SIM_OPT_INT)
+            snprintf(def, sizeof def, "%d", *(int *)extra[i].target);
+        else if (extra[i].type == SIM_OPT_DOUBLE)
+            snprintf(def, sizeof def, "%g", *(double *)extra[i].target);
+        else
+            snprintf(def, sizeof def, "%s", *(const char **)extra[i].target);
+        fprintf(out, "  --%-16s %s (default %s)\n", extra[i].name, extra[i].help, def);
+    }
+    fprintf(out, "\nAdmin API (no auth): POST /_sim/reset, GET /_sim/stats, POST|GET /_sim/faults "
+                 "and the simulator's own /_sim/ routes (SPEC §8.1).\n");
+}
+
+static int parse_int(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 1000000000)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void sim_parse_args(int argc, char **argv, const char *prog, const char *summary,
+                    struct sim_opts *opts, const struct sim_opt *extra, size_t n)
+{
+    enum { COMMON = 6 };
+    struct option *lo = calloc(COMMON + n + 1, sizeof *lo);
+    if (!lo) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        exit(1);
+    }
+    static const char *const common[COMMON] = {"port",      "latency-ms", "jitter-ms",
+                                               "fail-rate", "seed",       "help"};
+    for (int i = 0; i < COMMON; i++)
+        lo[i] =
+            (struct option){common[i], i == 5 ? no_argument : required_argument, NULL, 1000 + i};
+    for (size_t i = 0; i < n; i++)
+        lo[COMMON + i] = (struct option){extra[i].name, required_argument, NULL, 2000 + (int)i};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        int rc = 0;
+        const char *name = "?";
+        int seed = 0;
+        switch (c) {
+        case 1000:
+            rc = parse_int(optarg, &opts->port) || opts->port > 65535;
+            break;
+        case 1001:
+            rc = parse_int(optarg, &opts->latency_ms);
+            break;
+        case 1002:
+            rc = parse_int(optarg, &opts->jitter_ms);
+            break;
+        case 1003:
+            rc = parse_double(optarg, &opts->fail_rate) || opts->fail_rate > 1;
+            break;
+        case 1004:
+            rc = parse_int(optarg, &seed);
+            opts->seed = seed;
+            break;
+        case 1005:
+            usage(stdout, prog, summary, opts, extra, n);
+            free(lo);
+            exit(0);
+        default:
+            if (c >= 2000 && (size_t)(c - 2000) < n) {
+                const struct sim_opt *o = &extra[c - 2000];
+                if (o->type == SIM_OPT_INT)
+                    rc = parse_int(optarg, o->target);
+                else if (o->type == SIM_OPT_DOUBLE)
+                    rc = parse_double(optarg, o->target);
+                else
+                    *(const char **)o->target = optarg;
+                break;
+            }
+            fprintf(stderr, "%s: unknown option or missing value: %s (see --help)\n", prog,
+                    argv[optind - 1]);
+            free(lo);
+            exit(2);
+        }
+        if (rc) {
+            for (const struct option *o = lo; o->name; o++)
+                if (o->val == c)
+                    name = o->name;
+            fprintf(stderr, "%s: invalid value for --%s: %s\n", prog, name, optarg);
+            free(lo);
+            exit(2);
+        }
+    }
+    free(lo);
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument: %s (see --help)\n", prog, argv[optind]);
+        exit(2);
+    }
+}
+
+/* ---- stats -------------------------------------------------------------------------------- */
+
+static void stat_count(struct sim *sim, const char *method, const char *route, int status)
+{
+    for (size_t i = 0; i < sim->nstats; i++) {
+        struct sim_stat *s = &sim->stats[i];
+        if (s->status == status && strcmp(s->route, route) == 0 && strcmp(s->method, method) == 0) {
+            s->count++;
+            return;
+        }
+    }
+    if (sim->nstats == sim->capstats) {
+        size_t cap = sim->capstats ? sim->capstats * 2 : 32;
+        struct sim_stat *ns = realloc(sim->stats, cap * sizeof *ns);
+        if (!ns)
+            return;
+        sim->stats = ns;
+        sim->capstats = cap;
+    }
+    struct sim_stat *s = &sim->stats[sim->nstats];
+    s->method = strdup(method);
+    s->route = strdup(route);
+    if (!s->method || !s->route) {
+        free(s->method);
+        free(s->route);
+        return;
+    }
+    s->status = status;
+    s->count = 1;
+    sim->nstats++;
+}
+
+static void stats_clear(struct sim *sim)
+{
+    for (size_t i = 0; i < sim->nstats; i++) {
+        free(sim->stats[i].method);
+        free(sim->stats[i].route);
+    }
+    sim->nstats = 0;
+}
+
+static void on_answered(const char *method, const char *route, int status, void *ud)
+{
+    if (route && strncmp(route, SIM_ADMIN_PREFIX, sizeof SIM_ADMIN_PREFIX - 1) != 0)
+        stat_count(ud, method, route, status);
+}
+
+static void on_stats(struct httpd_req *req, void *ud)
+{
+    struct sim *sim = ud;
+    json_t *calls = json_array();
+    for (size_t i = 0; i < sim->nstats; i++) {
+        const struct sim_stat *s = &sim->stats[i];
+        json_array_append_new(calls,
+                              json_pack("{s:s,s:s,s:i,s:I}", "method", s->method, "route", s->route,
+                                        "status", s->status, "count", (json_int_t)s->count));
+    }
+    httpd_respond_json(req, 200, json_pack("{s:o}", "calls", calls));
+}
+
+/* ---- faults ------------------------------------------------------------------------------- */
+
+static void fault_free(struct sim_fault *f)
+{
+    free(f->method);
+    free(f->route);
+}
+
+static void faults_clear(struct sim *sim)
+{
+    for (size_t i = 0; i < sim->nfaults; i++)
+        fault_free(&sim->faults[i]);
+    free(sim->faults);
+    sim->faults = NULL;
+    sim->nfaults = 0;
+}
+
+/* Parses one fault rule; NULL on success, else what is wrong. */
+static const char *fault_parse(json_t *o, struct sim_fault *f)
+{
+    memset(f, 0, sizeof *f);
+    f->count = -1;
+    if (!json_is_object(o))
+        return "a fault is an object";
+    json_t *v;
+    if ((v = json_object_get(o, "method")) && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return "method must be a string";
+        f->method = strdup(json_string_value(v));
+    }
+    if ((v = json_object_get(o, "route")) && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return "route must be a string";
+        f->route = strdup(json_string_value(v));
+    }
+    if ((v = json_object_get(o, "status"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 599)
+            return "status must be an HTTP status";
+        f->status = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "count"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1)
+            return "count must be a positive integer";
+        f->count = (long)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "rate"))) {
+        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1)
+            return "rate must be in (0, 1]";
+        f->rate = json_number_value(v);
+    }
+    if ((v = json_object_get(o, "delay_ms"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3600000)
+            return "delay_ms must be 0..3600000";
+        f->delay_ms = (int)json_integer_value(v);
+    }
+    if (f->status == 0 && f->delay_ms == 0)
+        return "a fault needs a status or a delay_ms";
+    if (f->status != 0 && f->status < 100)
+        return "status must be an HTTP status";
+    return NULL;
+}
+
+static json_t *faults_json(const struct sim *sim)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < sim->nfaults; i++) {
+        const struct sim_fault *f = &sim->faults[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "method", f->method ? json_string(f->method) : json_null());
+        json_object_set_new(o, "route", f->route ? json_string(f->route) : json_null());
+        json_object_set_new(o, "status", json_integer(f->status));
+        if (f->count >= 0)
+            json_object_set_new(o, "count", json_integer(f->count));
+        if (f->rate > 0)
+            json_object_set_new(o, "rate", json_real(f->rate));
+        json_object_set_new(o, "delay_ms", json_integer(f->delay_ms));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static void on_faults_post(struct httpd_req *req, void *ud)
+{
+    struct sim *sim = ud;
+    json_t *body;
+    if (sim_body_json(req, &body, true) != 0)
+        return;
+    if (!body || (json_is_object(body) && json_object_size(body) == 0) ||
+        (json_is_array(body) && json_array_size(body) == 0)) {
+        faults_clear(sim);
+        json_decref(body);
+        httpd_respond_json(req, 200, json_pack("{s:o}", "faults", json_array()));
+        return;
+    }
+    size_t n = json_is_array(body) ? json_array_size(body) : 1;
+    struct sim_fault *nf = realloc(sim->faults, (sim->nfaults + n) * sizeof *nf);
+    if (!nf) {
+        json_decref(body);
+        httpd_respond_error(req, 500, "out of memory");
+        return;
+    }
+    sim->faults = nf;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_is_array(body) ? json_array_get(body, i) : body;
+        const char *why = fault_parse(o, &sim->faults[sim->nfaults + i]);
+        if (why) {
+            for (size_t j = 0; j <= i; j++)
+                fault_free(&sim->faults[sim->nfaults + j]);
+            json_decref(body);
+            httpd_respond_error(req, 400, why);
+            return;
+        }
+    }
+    sim->nfaults += n;
+    json_decref(body);
+    httpd_respond_json(req, 200, json_pack("{s:o}", "faults", faults_json(sim)));
+}
+
+static void on_faults_get(struct httpd_req *req, void *ud)
+{
+    httpd_respond_json(req, 200, json_pack("{s:o}", "faults", faults_json(ud)));
+}
+
+/* The first fault rule that fires for this request (and its count consumed); NULL if none. */
+static bool fault_fire(struct sim *sim, const char *method, const char *route, int *status,
+                       int *delay_ms)
+{
+    for (size_t i = 0; i < sim->nfaults; i++) {
+        struct sim_fault *f = &sim->faults[i];
+        if ((f->method && strcmp(f->method, method) != 0) ||
+            (f->route && strcmp(f->route, route) != 0))
+            continue;
+        if (f->rate > 0 && sim_rand(sim) >= f->rate)
+            continue;
+        *status = f->status;
+        *delay_ms = f->delay_ms;
+        if (f->count > 0 && --f->count == 0) {
+            fault_free(f);
+            memmove(f, f + 1, (sim->nfaults - i - 1) * sizeof *f);
+            sim->nfaults--;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+static void act(struct httpd_req *req, struct sim_route *r, int status)
+{
+    if (status)
+        httpd_respond_error(req, status, "fault injected by the simulator");
+    else
+        r->fn(req, r->ud);
+}
+
+static void on_delay_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_delay(uv_timer_t *t)
+{
+    struct sim_delayed *d = t->data;
+    act(d->req, d->route, d->status);
+    uv_close((uv_handle_t *)&d->timer, on_delay_closed);
+}
+
+static void dispatch(struct httpd_req *req, void *ud)
+{
+    struct sim_route *r = ud;
+    struct sim *sim = r->sim;
+    int status = 0, delay = 0;
+    if (!fault_fire(sim, httpd_req_method(req), r->tmpl, &status, &delay) &&
+        sim->opts.fail_rate > 0 && sim_rand(sim) < sim->opts.fail_rate)
+        status = 503;
+    delay += sim->opts.latency_ms;
+    if (sim->opts.jitter_ms > 0)
+        delay += (int)sim_rand_below(sim, (unsigned long)sim->opts.jitter_ms + 1);
+    if (delay <= 0) {
+        act(req, r, status);
+        return;
+    }
+    struct sim_delayed *d = calloc(1, sizeof *d);
+    if (!d) {
+        httpd_respond_error(req, 500, "out of memory");
+        return;
+    }
+    d->req = req;
+    d->route = r;
+    d->status = status;
+    uv_timer_init(sim->loop, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, on_delay, (uint64_t)delay, 0);
+}
+
+int sim_api_route(struct sim *sim, const char *method, const char *tmpl, httpd_handler_fn fn,
+                  void *ud)
+{
+    struct sim_route *r = calloc(1, sizeof *r);
+    if (!r || !(r->tmpl = strdup(tmpl))) {
+        free(r);
+        return -1;
+    }
+    r->sim = sim;
+    r->fn = fn;
+    r->ud = ud;
+    r->next = sim->routes;
+    sim->routes = r;
+    return httpd_route(sim->srv, method, tmpl, dispatch, r, 0);
+}
+
+int sim_admin_route(struct sim *sim, const char *method, const char *tmpl, httpd_handler_fn fn,
+                    void *ud)
+{
+    return httpd_route(sim->srv, method, tmpl, fn, ud, 0);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static void on_reset(struct httpd_req *req, void *ud)
+{
+    struct sim *sim = ud;
+    stats_clear(sim);
+    faults_clear(sim);
+    if (sim->reset)
+        sim->reset(sim->reset_ud);
+    httpd_respond_json(req, 200, json_pack("{s:b}", "reset", 1));
+}
+
+struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts, sim_reset_fn reset, void *ud)
+{
+    struct sim *sim = calloc(1, sizeof *sim);
+    if (!sim)
+        return NULL;
+    sim->loop = loop;
+    sim->opts = *opts;
+    sim->reset = reset;
+    sim->reset_ud = ud;
+    sim->rng[0] = (unsigned short)(opts->seed & 0xffff);
+    sim->rng[1] = (unsigned short)((opts->seed >> 16) & 0xffff);
+    sim->rng[2] = 0x330e;
+    struct httpd_opts hopts = {.default_max_body = 16u << 20, .max_connections = 4096};
+    sim->srv = httpd_new(loop, &hopts);
+    if (!sim->srv)
+        goto err;
+    httpd_set_observer(sim->srv, on_answered, sim);
+    if (sim_admin_route(sim, "POST", "/_sim/reset", on_reset, sim) != 0 ||
+        sim_admin_route(sim, "GET", "/_sim/stats", on_stats, sim) != 0 ||
+        sim_admin_route(sim, "POST", "/_sim/faults", on_faults_post, sim) != 0 ||
+        sim_admin_route(sim, "GET", "/_sim/faults", on_faults_get, sim) != 0)
+        goto err;
+    return sim;
+err:
+    sim_free(sim);
+    return NULL;
+}
+
+void sim_free(struct sim *sim)
+{
+    if (!sim)
+        return;
+    stats_clear(sim);
+    free(sim->stats);
+    faults_clear(sim);
+    for (struct sim_route *r = sim->routes, *next; r; r = next) {
+        next = r->next;
+        free(r->tmpl);
+        free(r);
+    }
+    free(sim);
+}
+
+struct httpd *sim_httpd(struct sim *sim)
+{
+    return sim->srv;
+}
+
+uv_loop_t *sim_loop(struct sim *sim)
+{
+    return sim->loop;
+}
+
+void sim_set_stop(struct sim *sim, void (*fn)(void *ud), void *ud)
+{
+    sim->stop = fn;
+    sim->stop_ud = ud;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    struct sim *sim = s->data;
+    uv_close((uv_handle_t *)&sim->sigterm, NULL);
+    uv_close((uv_handle_t *)&sim->sigint, NULL);
+    if (sim->stop)
+        sim->stop(sim->stop_ud);
+    httpd_close(sim->srv);
+    sim->srv = NULL;
+}
+
+int sim_run(struct sim *sim)
+{
+    char host_port[64], err[256];
+    int port = 0;
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(host_port, sizeof host_port, "127.0.0.1:%d", sim->opts.port);
+    if (httpd_listen(sim->srv, host_port, &port, err, sizeof err) != 0) {
+        fprintf(stderr, "cannot listen on %s: %s\n", host_port, err);
+        /* Free the server as a signal would: close it and let the loop finish. */
+        httpd_close(sim->srv);
+        sim->srv = NULL;
+        uv_run(sim->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    printf("listening on 127.0.0.1:%d\n", port);
+    fflush(stdout);
+    uv_signal_init(sim->loop, &sim->sigterm);
+    uv_signal_init(sim->loop, &sim->sigint);
+    sim->sigterm.data = sim->sigint.data = sim;
+    uv_signal_start(&sim->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sim->sigint, on_signal, SIGINT);
+    uv_run(sim->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+double sim_rand(struct sim *sim)
+{
+    return erand48(sim->rng);
+}
+
+unsigned long sim_rand_below(struct sim *sim, unsigned long n)
+{
+    return n ? (unsigned long)(sim_rand(sim) * (double)n) % n : 0;
+}
+
+int sim_body_json(struct httpd_req *req, json_t **out, bool allow_empty)
+{
+    size_t len = 0;
+    const char *body = httpd_req_body(req, &len);
+    *out = NULL;
+    if (!body || len == 0) {
+        if (allow_empty)
+            return 0;
+        httpd_respond_error(req, 400, "a JSON body is required");
+        return -1;
+    }
+    json_error_t e;
+    *out = json_loadb(body, len, 0, &e);
+    if (!*out) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON: %s (line %d, column %d)", e.text, e.line,
+                 e.column);
+        httpd_respond_error(req, 400, msg);
+        return -1;
+    }
+    return 0;
+}
+
+void sim_now_utc(char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void sim_now_local(char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+}

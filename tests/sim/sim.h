@@ -1,0 +1,80 @@
+/* sim.h: what both simulators share (SPEC §8, §8.1): option parsing with the common options,
+ * the HTTP server, API routes wrapped with request counters, fault injection, --fail-rate and
+ * --latency-ms/--jitter-ms (on libuv timers, never by blocking), the admin routes /_sim/reset,
+ * /_sim/stats and /_sim/faults, a seeded random source, and the run loop with clean shutdown.
+ *
+ * Everything runs on the simulator's single libuv loop thread. The sim owns the httpd server
+ * and every request wrapper; sim_free() after the loop has ended releases them. */
+#ifndef VMH_SIM_H
+#define VMH_SIM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "httpd.h"
+
+enum sim_opt_type { SIM_OPT_INT, SIM_OPT_STR, SIM_OPT_DOUBLE };
+
+/* A simulator-specific option: --name VALUE stored into *target (int, const char * or double;
+ * the default is whatever *target holds before parsing). */
+struct sim_opt {
+    const char *name; /* without the leading dashes */
+    enum sim_opt_type type;
+    void *target;
+    const char *help;
+};
+
+struct sim_opts {
+    int port;         /* --port, default 0 = any free port */
+    int latency_ms;   /* --latency-ms */
+    int jitter_ms;    /* --jitter-ms */
+    double fail_rate; /* --fail-rate, 0..1 */
+    long seed;        /* --seed */
+};
+
+/* Parses argv: the common options plus `extra` (n entries). --help prints usage and exits 0;
+ * an unknown option or a bad value prints one line and exits 2. */
+void sim_parse_args(int argc, char **argv, const char *prog, const char *summary,
+                    struct sim_opts *opts, const struct sim_opt *extra, size_t n);
+
+struct sim;
+
+/* Called by POST /_sim/reset, after the sim's own counters and faults are cleared. */
+typedef void (*sim_reset_fn)(void *ud);
+
+struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts, sim_reset_fn reset, void *ud);
+void sim_free(struct sim *sim);
+struct httpd *sim_httpd(struct sim *sim);
+uv_loop_t *sim_loop(struct sim *sim);
+/* Called on the loop thread when SIGTERM/SIGINT arrives, before the server closes: the place to
+ * close the simulator's own handles (timers, asyncs) so that the loop can end. */
+void sim_set_stop(struct sim *sim, void (*fn)(void *ud), void *ud);
+
+/* Registers an API route: counted in /_sim/stats under `tmpl` (write it as SPEC §7 does),
+ * subject to faults, --fail-rate and latency. The handler runs after the latency has passed. */
+int sim_api_route(struct sim *sim, const char *method, const char *tmpl, httpd_handler_fn fn,
+                  void *ud);
+/* Registers an admin route (under /_sim/): no counting, faults or latency. */
+int sim_admin_route(struct sim *sim, const char *method, const char *tmpl, httpd_handler_fn fn,
+                    void *ud);
+
+/* Listens on 127.0.0.1:<--port>, prints "listening on 127.0.0.1:<port>" as the first line on
+ * stdout, runs the loop until SIGTERM/SIGINT, closes everything. Returns the exit code. */
+int sim_run(struct sim *sim);
+
+/* Seeded randomness (--seed): uniform double in [0, 1), and an integer in [0, n). */
+double sim_rand(struct sim *sim);
+unsigned long sim_rand_below(struct sim *sim, unsigned long n);
+
+/* The request body as JSON: 0 and a new reference in *out; -1 after answering 400 (the handler
+ * just returns). An empty body gives *out = NULL when allow_empty, else 400. */
+int sim_body_json(struct httpd_req *req, json_t **out, bool allow_empty);
+
+/* Now as "YYYY-MM-DD HH:MM:SS" in UTC (EspoCRM) or "YYYY-MM-DDTHH:MM:SS" in local time of the
+ * process' TZ (Advoware); buf needs 20 bytes. */
+void sim_now_utc(char *buf, size_t len);
+void sim_now_local(char *buf, size_t len);
+
+#endif
