@@ -1,6 +1,8 @@
 /* cfg.c: loads and validates environment variables described by a table (see cfg.h). */
 #include "cfg.h"
 
+#include "util.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -24,24 +26,12 @@ struct cfg {
     size_t n;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Reads a whole file into a new string with trailing newlines (\n, \r\n) stripped. */
 static char *read_file(const char *path, char *err, size_t errlen, const char *var)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "%s_FILE: cannot read %s: %s", var, path, strerror(errno));
+        util_err(err, errlen, "%s_FILE: cannot read %s: %s", var, path, strerror(errno));
         return NULL;
     }
     char *buf = NULL;
@@ -50,12 +40,12 @@ static char *read_file(const char *path, char *err, size_t errlen, const char *v
         if (len + 4096 + 1 > cap) {
             cap = cap ? cap * 2 : 8192;
             if (cap > (1u << 20) * 4) { /* 4 MiB: no sane setting is that large */
-                set_err(err, errlen, "%s_FILE: %s is too large", var, path);
+                util_err(err, errlen, "%s_FILE: %s is too large", var, path);
                 goto fail;
             }
             char *nb = realloc(buf, cap);
             if (!nb) {
-                set_err(err, errlen, "%s_FILE: out of memory", var);
+                util_err(err, errlen, "%s_FILE: out of memory", var);
                 goto fail;
             }
             buf = nb;
@@ -64,7 +54,7 @@ static char *read_file(const char *path, char *err, size_t errlen, const char *v
         len += got;
         if (got == 0) {
             if (ferror(f)) {
-                set_err(err, errlen, "%s_FILE: error reading %s", var, path);
+                util_err(err, errlen, "%s_FILE: error reading %s", var, path);
                 goto fail;
             }
             break;
@@ -72,7 +62,7 @@ static char *read_file(const char *path, char *err, size_t errlen, const char *v
     }
     fclose(f);
     if (!buf && !(buf = malloc(1))) {
-        set_err(err, errlen, "%s_FILE: out of memory", var);
+        util_err(err, errlen, "%s_FILE: out of memory", var);
         return NULL;
     }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -95,7 +85,7 @@ static int env_value(const char *name, char **out, char *err, size_t errlen)
     const char *direct = getenv(name);
     const char *file = getenv(fname);
     if (direct && file && *file) {
-        set_err(err, errlen, "%s: set either %s or %s_FILE, not both", name, name, name);
+        util_err(err, errlen, "%s: set either %s or %s_FILE, not both", name, name, name);
         return -1;
     }
     if (file && *file) {
@@ -105,7 +95,7 @@ static int env_value(const char *name, char **out, char *err, size_t errlen)
     if (direct) {
         *out = strdup(direct);
         if (!*out) {
-            set_err(err, errlen, "%s: out of memory", name);
+            util_err(err, errlen, "%s: out of memory", name);
             return -1;
         }
     }
@@ -271,8 +261,8 @@ static int convert(const struct cfg_def *d, struct cfg_value *v, char *err, size
         v->dbl = strtod(s, &end);
         rc = (errno || end == s || *end || !isfinite(v->dbl)) ? -1 : 0;
         if (rc == 0 && (v->dbl < (double)d->min || v->dbl > (double)d->max)) {
-            set_err(err, errlen, "%s: %s is out of range [%lld, %lld]", d->name,
-                    d->secret ? "value" : s, d->min, d->max);
+            util_err(err, errlen, "%s: %s is out of range [%lld, %lld]", d->name,
+                     d->secret ? "value" : s, d->min, d->max);
             return -1;
         }
         break;
@@ -280,17 +270,19 @@ static int convert(const struct cfg_def *d, struct cfg_value *v, char *err, size
     }
     if (rc != 0) {
         if (d->secret)
-            set_err(err, errlen, "%s: invalid value, expected %s", d->name, type_hint(d));
+            util_err(err, errlen, "%s: invalid value, expected %s", d->name, type_hint(d));
         else
-            set_err(err, errlen, "%s: invalid value \"%s\", expected %s", d->name, s, type_hint(d));
+            util_err(err, errlen, "%s: invalid value \"%s\", expected %s", d->name, s,
+                     type_hint(d));
         return -1;
     }
     if ((d->type == CFG_INT || d->type == CFG_DURATION) && (n < d->min || n > d->max)) {
         if (d->type == CFG_DURATION)
-            set_err(err, errlen, "%s: %s is out of range [%lld ms, %lld ms]", d->name, s, d->min,
-                    d->max);
+            util_err(err, errlen, "%s: %s is out of range [%lld ms, %lld ms]", d->name, s, d->min,
+                     d->max);
         else
-            set_err(err, errlen, "%s: %s is out of range [%lld, %lld]", d->name, s, d->min, d->max);
+            util_err(err, errlen, "%s: %s is out of range [%lld, %lld]", d->name, s, d->min,
+                     d->max);
         return -1;
     }
     v->num = n;
@@ -307,7 +299,7 @@ int cfg_load(struct cfg **out, const struct cfg_def *defs, unsigned users, char 
             count++;
     cfg = calloc(1, sizeof *cfg);
     if (!cfg || !(cfg->vals = calloc(count ? count : 1, sizeof *cfg->vals))) {
-        set_err(err, errlen, "out of memory");
+        util_err(err, errlen, "out of memory");
         goto fail;
     }
     for (const struct cfg_def *d = defs; d->name; d++) {
@@ -318,12 +310,12 @@ int cfg_load(struct cfg **out, const struct cfg_def *defs, unsigned users, char 
         if (env_value(d->name, &v->text, err, errlen) != 0)
             goto fail;
         if (!v->text && d->def && !(v->text = strdup(d->def))) {
-            set_err(err, errlen, "out of memory");
+            util_err(err, errlen, "out of memory");
             goto fail;
         }
         if (!v->text) {
             if (d->required) {
-                set_err(err, errlen, "%s: required but not set (%s)", d->name, d->help);
+                util_err(err, errlen, "%s: required but not set (%s)", d->name, d->help);
                 goto fail;
             }
             continue;
@@ -451,7 +443,7 @@ int cfg_foreach_kafka(int (*fn)(const char *name, const char *value, void *ud), 
         char var[256], prop[256];
         size_t n = (size_t)(eq - *e);
         if (n >= sizeof var || n == sizeof prefix - 1) {
-            set_err(err, errlen, "%.*s: name too long or empty", (int)(n > 64 ? 64 : n), *e);
+            util_err(err, errlen, "%.*s: name too long or empty", (int)(n > 64 ? 64 : n), *e);
             return -1;
         }
         memcpy(var, *e, n);

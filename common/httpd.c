@@ -7,6 +7,8 @@
  * handles and every connection are closed and no orphaned request is left unanswered. */
 #include "httpd.h"
 
+#include "util.h"
+
 #include <arpa/inet.h>
 #include <http_parser.h>
 #include <netdb.h>
@@ -439,24 +441,13 @@ static bool route_match(const struct route *r, const char *path, size_t plen, st
 
 /* ---- percent-decoding --------------------------------------------------------------------- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the character of s[0..n) at *i and advances *i past it. "%00" and broken escapes stay
  * literal, so a decoded value never holds a NUL. */
 static char decode_at(const char *s, size_t n, size_t *i, bool plus_space)
 {
     char ch = s[*i];
     if (ch == '%' && n - *i >= 3) {
-        int hi = hexval(s[*i + 1]), lo = hexval(s[*i + 2]);
+        int hi = util_hexval(s[*i + 1]), lo = util_hexval(s[*i + 2]);
         if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {
             *i += 3;
             return (char)(hi * 16 + lo);

@@ -6,6 +6,8 @@
  * it on success. Nothing in this file keeps state of its own. */
 #include "kafka.h"
 
+#include "util.h"
+
 #include "cfg.h"
 #include "log.h"
 
@@ -39,24 +41,6 @@ static const struct kafka_setting consumer_settings[] = {
 };
 
 #define KAFKA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static void reset_err(char *err, size_t errlen)
-{
-    if (err && errlen > 0)
-        err[0] = '\0';
-}
 
 /* ---- topics ---------------------------------------------------------------------------- */
 
@@ -122,9 +106,9 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, c
 {
     char errstr[512];
 
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!conf || !name || !value) {
-        set_err(err, errlen, "kafka: conf, name and value are required");
+        util_err(err, errlen, "kafka: conf, name and value are required");
         return -1;
     }
     rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr);
@@ -132,10 +116,10 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, c
         return 0;
     /* librdkafka quotes the rejected value: keep secrets out of error lines (SPEC §10). */
     if (res == RD_KAFKA_CONF_INVALID && log_key_is_secret(name))
-        set_err(err, errlen, "Invalid value for configuration property \"%s\" (value not shown)",
-                name);
+        util_err(err, errlen, "Invalid value for configuration property \"%s\" (value not shown)",
+                 name);
     else
-        set_err(err, errlen, "%s", errstr);
+        util_err(err, errlen, "%s", errstr);
     return -1;
 }
 
@@ -163,7 +147,7 @@ static int kafka_passthrough_one(const char *name, const char *value, void *ud)
     if (kafka_conf_set(pt->conf, name, value, detail, sizeof detail) == 0)
         return 0;
     kafka_env_name(name, var, sizeof var);
-    set_err(pt->err, pt->errlen, "%s: %s", var, detail);
+    util_err(pt->err, pt->errlen, "%s: %s", var, detail);
     return -1;
 }
 
@@ -173,9 +157,9 @@ static rd_kafka_conf_t *kafka_conf_base(const char *brokers, const char *client_
 {
     rd_kafka_conf_t *conf = NULL;
 
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!brokers || !*brokers) {
-        set_err(err, errlen, "kafka: no bootstrap servers given");
+        util_err(err, errlen, "kafka: no bootstrap servers given");
         return NULL;
     }
     conf = rd_kafka_conf_new();
@@ -236,9 +220,9 @@ rd_kafka_conf_t *kafka_consumer_conf_new(const char *brokers, const char *group_
 {
     rd_kafka_conf_t *conf = NULL;
 
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!group_id || !*group_id) {
-        set_err(err, errlen, "kafka: no consumer group id given");
+        util_err(err, errlen, "kafka: no consumer group id given");
         return NULL;
     }
     conf = kafka_conf_base(brokers, client_id, err, errlen);

@@ -4,6 +4,8 @@
  * (freeReplyObject). Error texts name host and port, never the password. */
 #include "redis.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -30,32 +32,6 @@ struct redis_client {
     long long backoff_ms;      /* 0 after a reply; else the gap before the next attempt */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static void reset_err(char *err, size_t errlen)
-{
-    if (err && errlen > 0)
-        err[0] = '\0';
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct timeval ms_to_timeval(int ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -63,17 +39,6 @@ static struct timeval ms_to_timeval(int ms)
 }
 
 /* ---- URL ---------------------------------------------------------------------------------- */
-
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decodes [s, s+len) into out (NUL-terminated). -1 on a bad escape, an escaped NUL or
  * when the result does not fit. */
@@ -83,8 +48,8 @@ static int percent_decode(const char *s, size_t len, char *out, size_t outlen)
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];
         if (ch == '%') {
-            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+            int hi = i + 2 < len ? util_hexval(s[i + 1]) : -1;
+            int lo = i + 2 < len ? util_hexval(s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             ch = (char)(hi * 16 + lo);
@@ -131,25 +96,25 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t er
     bool bracketed;
     long num;
 
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!out) {
-        set_err(err, errlen, "redis url: no output struct");
+        util_err(err, errlen, "redis url: no output struct");
         return -1;
     }
     memset(out, 0, sizeof *out);
     out->port = REDIS_DEFAULT_PORT;
     if (!url) {
-        set_err(err, errlen, "redis url: missing");
+        util_err(err, errlen, "redis url: missing");
         return -1;
     }
     if (strncasecmp(url, tls_scheme, sizeof tls_scheme - 1) == 0) {
-        set_err(err, errlen,
-                "redis url: rediss:// (TLS) is not supported: hiredis 0.14 has no TLS; use "
-                "redis:// (or a TLS sidecar)");
+        util_err(err, errlen,
+                 "redis url: rediss:// (TLS) is not supported: hiredis 0.14 has no TLS; use "
+                 "redis:// (or a TLS sidecar)");
         goto fail;
     }
     if (strncasecmp(url, scheme, sizeof scheme - 1) != 0) {
-        set_err(err, errlen, "redis url: must start with redis://");
+        util_err(err, errlen, "redis url: must start with redis://");
         goto fail;
     }
     p = url + sizeof scheme - 1;
@@ -161,25 +126,25 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t er
         const char *colon = memchr(p, ':', (size_t)(at - p));
         char user[256];
         if (!colon) {
-            set_err(err, errlen, "redis url: user info must be ':password' or 'user:password'");
+            util_err(err, errlen, "redis url: user info must be ':password' or 'user:password'");
             goto fail;
         }
         if (percent_decode(p, (size_t)(colon - p), user, sizeof user) != 0) {
-            set_err(err, errlen, "redis url: bad user name (percent-escape or length)");
+            util_err(err, errlen, "redis url: bad user name (percent-escape or length)");
             goto fail;
         }
         if (user[0] && strcmp(user, "default") != 0) {
-            set_err(err, errlen,
-                    "redis url: ACL users other than 'default' are not supported (AUTH sends "
-                    "the password only)");
+            util_err(err, errlen,
+                     "redis url: ACL users other than 'default' are not supported (AUTH sends "
+                     "the password only)");
             goto fail;
         }
         if (percent_decode(colon + 1, (size_t)(at - colon - 1), out->password,
                            sizeof out->password) != 0) {
-            set_err(err, errlen,
-                    "redis url: bad password (malformed or %%00 percent-escape, or longer than "
-                    "%zu bytes)",
-                    sizeof out->password - 1);
+            util_err(err, errlen,
+                     "redis url: bad password (malformed or %%00 percent-escape, or longer than "
+                     "%zu bytes)",
+                     sizeof out->password - 1);
             goto fail;
         }
         p = at + 1;
@@ -190,7 +155,7 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t er
         host_start = p + 1;
         host_end = strchr(host_start, ']');
         if (!host_end) {
-            set_err(err, errlen, "redis url: '[' without ']' in host");
+            util_err(err, errlen, "redis url: '[' without ']' in host");
             goto fail;
         }
         p = host_end + 1;
@@ -201,17 +166,17 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t er
         host_end = p;
     }
     if (host_end == host_start) {
-        set_err(err, errlen, "redis url: empty host");
+        util_err(err, errlen, "redis url: empty host");
         goto fail;
     }
     for (const char *h = host_start; h < host_end; h++) {
         if (!host_char_ok(*h, bracketed)) {
-            set_err(err, errlen, "redis url: invalid character in host");
+            util_err(err, errlen, "redis url: invalid character in host");
             goto fail;
         }
     }
     if ((size_t)(host_end - host_start) >= sizeof out->host) {
-        set_err(err, errlen, "redis url: host longer than %zu bytes", sizeof out->host - 1);
+        util_err(err, errlen, "redis url: host longer than %zu bytes", sizeof out->host - 1);
         goto fail;
     }
     memcpy(out->host, host_start, (size_t)(host_end - host_start));
@@ -220,7 +185,7 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t er
     if (*p == ':') {
         p++;
         if (parse_number(&p, 65535, &num) != 0 || num == 0 || (*p && *p != '/')) {
-            set_err(err, errlen, "redis url: port must be a number 1..65535");
+            util_err(err, errlen, "redis url: port must be a number 1..65535");
             goto fail;
         }
         out->port = (int)num;
@@ -229,14 +194,14 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t er
         p++;
         if (*p) {
             if (parse_number(&p, INT_MAX, &num) != 0 || *p) {
-                set_err(err, errlen, "redis url: db must be a number 0..%d", INT_MAX);
+                util_err(err, errlen, "redis url: db must be a number 0..%d", INT_MAX);
                 goto fail;
             }
             out->db = (int)num;
         }
     }
     if (*p) {
-        set_err(err, errlen, "redis url: unexpected text after the host (only [:port][/db])");
+        util_err(err, errlen, "redis url: unexpected text after the host (only [:port][/db])");
         goto fail;
     }
     return 0;
@@ -301,14 +266,14 @@ static void set_ctx_err(const struct redis_client *c, const redisContext *ctx, i
 {
     bool is_command = strcmp(what, "connect") != 0;
     if (!ctx) {
-        set_err(err, errlen, "redis %s:%d: %s: out of memory", c->url.host, c->url.port, what);
+        util_err(err, errlen, "redis %s:%d: %s: out of memory", c->url.host, c->url.port, what);
     } else if (is_command && ctx->err == REDIS_ERR_IO &&
                (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
-        set_err(err, errlen, "redis %s:%d: %s: timed out after %d ms", c->url.host, c->url.port,
-                what, c->command_timeout_ms);
+        util_err(err, errlen, "redis %s:%d: %s: timed out after %d ms", c->url.host, c->url.port,
+                 what, c->command_timeout_ms);
     } else {
-        set_err(err, errlen, "redis %s:%d: %s: %s", c->url.host, c->url.port, what,
-                ctx->err ? ctx->errstr : "no reply");
+        util_err(err, errlen, "redis %s:%d: %s: %s", c->url.host, c->url.port, what,
+                 ctx->err ? ctx->errstr : "no reply");
     }
 }
 
@@ -326,11 +291,11 @@ static int setup_command(struct redis_client *c, redisContext *ctx, const char *
     if (reply->type == REDIS_REPLY_STATUS && strcasecmp(reply->str, "OK") == 0)
         rc = 0;
     else if (reply->type == REDIS_REPLY_ERROR)
-        set_err(err, errlen, "redis %s:%d: %s failed: %s", c->url.host, c->url.port, what,
-                reply->str);
+        util_err(err, errlen, "redis %s:%d: %s failed: %s", c->url.host, c->url.port, what,
+                 reply->str);
     else
-        set_err(err, errlen, "redis %s:%d: %s failed: unexpected reply type %d", c->url.host,
-                c->url.port, what, reply->type);
+        util_err(err, errlen, "redis %s:%d: %s failed: unexpected reply type %d", c->url.host,
+                 c->url.port, what, reply->type);
     freeReplyObject(reply);
     return rc;
 }
@@ -341,7 +306,7 @@ static int connect_now(struct redis_client *c, char *err, size_t errlen)
     int saved_errno;
     char dbtext[16];
 
-    c->last_attempt_ms = now_ms();
+    c->last_attempt_ms = util_monotonic_ms();
     ctx = redisConnectWithTimeout(c->url.host, c->url.port, ms_to_timeval(c->connect_timeout_ms));
     saved_errno = errno;
     if (!ctx || ctx->err) {
@@ -375,19 +340,19 @@ fail:
 
 int redis_client_connect(struct redis_client *c, bool force, char *err, size_t errlen)
 {
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!c) {
-        set_err(err, errlen, "redis: no client");
+        util_err(err, errlen, "redis: no client");
         return -1;
     }
     if (c->ctx)
         return 0;
     if (!force && c->backoff_ms > 0) {
-        long long wait = c->last_attempt_ms + c->backoff_ms - now_ms();
+        long long wait = c->last_attempt_ms + c->backoff_ms - util_monotonic_ms();
         if (wait > 0) {
-            set_err(err, errlen,
-                    "redis %s:%d: not connected; reconnect backoff, next attempt in %lld ms",
-                    c->url.host, c->url.port, wait);
+            util_err(err, errlen,
+                     "redis %s:%d: not connected; reconnect backoff, next attempt in %lld ms",
+                     c->url.host, c->url.port, wait);
             return -1;
         }
     }
@@ -412,9 +377,9 @@ redisReply *redis_command_argv(struct redis_client *c, int argc, const char **ar
                                const size_t *argvlen, char *err, size_t errlen)
 {
     redisReply *reply;
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!c || argc <= 0 || !argv) {
-        set_err(err, errlen, "redis: bad arguments (no client or empty command)");
+        util_err(err, errlen, "redis: bad arguments (no client or empty command)");
         return NULL;
     }
     if (redis_client_connect(c, false, err, errlen) != 0)
@@ -427,9 +392,9 @@ redisReply *redis_command(struct redis_client *c, char *err, size_t errlen, cons
 {
     redisReply *reply;
     va_list ap;
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!c || !fmt) {
-        set_err(err, errlen, "redis: bad arguments (no client or format)");
+        util_err(err, errlen, "redis: bad arguments (no client or format)");
         return NULL;
     }
     if (redis_client_connect(c, false, err, errlen) != 0)
@@ -450,9 +415,9 @@ int redis_ping(struct redis_client *c, char *err, size_t errlen)
     if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0)
         rc = 0;
     else if (reply->type == REDIS_REPLY_ERROR)
-        set_err(err, errlen, "redis PING: %s", reply->str);
+        util_err(err, errlen, "redis PING: %s", reply->str);
     else
-        set_err(err, errlen, "redis PING: unexpected reply type %d", reply->type);
+        util_err(err, errlen, "redis PING: unexpected reply type %d", reply->type);
     freeReplyObject(reply);
     return rc;
 }
@@ -464,11 +429,11 @@ int redis_set_nx_px(struct redis_client *c, const char *key, const char *value, 
     redisReply *reply;
     int rc = -1;
 
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (acquired)
         *acquired = false;
     if (!key || !value || !acquired || ttl_ms <= 0) {
-        set_err(err, errlen, "redis SET NX PX: bad arguments (key, value, ttl > 0)");
+        util_err(err, errlen, "redis SET NX PX: bad arguments (key, value, ttl > 0)");
         return -1;
     }
     snprintf(ttl, sizeof ttl, "%lld", ttl_ms);
@@ -482,9 +447,9 @@ int redis_set_nx_px(struct redis_client *c, const char *key, const char *value, 
     } else if (reply->type == REDIS_REPLY_NIL) {
         rc = 0;
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        set_err(err, errlen, "redis SET NX PX: %s", reply->str);
+        util_err(err, errlen, "redis SET NX PX: %s", reply->str);
     } else {
-        set_err(err, errlen, "redis SET NX PX: unexpected reply type %d", reply->type);
+        util_err(err, errlen, "redis SET NX PX: unexpected reply type %d", reply->type);
     }
     freeReplyObject(reply);
     return rc;
@@ -520,16 +485,16 @@ redisReply *redis_eval(struct redis_client *c, const struct redis_script *s, int
     redisReply *reply = NULL;
     int argc;
 
-    reset_err(err, errlen);
+    util_err_reset(err, errlen);
     if (!s || !s->src || nkeys < 0 || nargs < 0 || (nkeys > 0 && !keys) || (nargs > 0 && !args) ||
         nkeys > INT_MAX - 3 - nargs) {
-        set_err(err, errlen, "redis EVAL: bad arguments");
+        util_err(err, errlen, "redis EVAL: bad arguments");
         return NULL;
     }
     argc = 3 + nkeys + nargs;
     argv = calloc((size_t)argc, sizeof *argv);
     if (!argv) {
-        set_err(err, errlen, "redis EVAL: out of memory");
+        util_err(err, errlen, "redis EVAL: out of memory");
         return NULL;
     }
     snprintf(nkeys_text, sizeof nkeys_text, "%d", nkeys);
