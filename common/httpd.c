@@ -147,6 +147,7 @@ struct httpd {
     unsigned handles; /* listener, resume_idle, connections until closed */
     size_t orphans;
     bool closing;
+    bool listener_closed;
     time_t date_sec;
     char date[64];
     char rbuf[HTTPD_READ_BUF];
@@ -248,12 +249,20 @@ struct httpd *httpd_new(uv_loop_t *loop, const struct httpd_opts *opts)
     return srv;
 }
 
+void httpd_stop_listening(struct httpd *srv)
+{
+    if (!srv || srv->listener_closed)
+        return;
+    srv->listener_closed = true;
+    uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+}
+
 void httpd_close(struct httpd *srv)
 {
     if (!srv || srv->closing)
         return;
     srv->closing = true;
-    uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+    httpd_stop_listening(srv);
     uv_close((uv_handle_t *)&srv->resume_idle, on_server_handle_closed);
     for (struct conn *c = srv->conns; c; c = c->next)
         conn_close(c);

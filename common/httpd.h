@@ -72,6 +72,10 @@ void httpd_set_observer(struct httpd *srv, httpd_observer_fn fn, void *ud);
 int httpd_listen(struct httpd *srv, const char *hostport, int *bound_port, char *err,
                  size_t errlen);
 
+/* Stops accepting new connections; open ones go on (a graceful shutdown then waits for its
+ * pending answers before httpd_close). Safe to call twice. */
+void httpd_stop_listening(struct httpd *srv);
+
 /* Stops accepting, closes every connection (pending requests stay valid until answered; their
  * answers are dropped) and frees the server once all handles are closed and every request is
  * answered. Call on the loop thread; run the loop afterwards until it has nothing left. */

@@ -3,7 +3,10 @@
  * SPEC §2 created up front. Prints the bootstrap string as its first line on stdout, logs to
  * stderr, runs until SIGTERM or SIGINT, then destroys the cluster and exits 0.
  *
+ * With --admin-port, a small HTTP interface sets brokers down and up (chaos tests).
+ *
  * Exit codes: 0 after a signal or --help, 1 if the cluster cannot be set up, 2 on bad usage. */
+#include "httpd.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -26,7 +29,9 @@ static struct {
     int brokers;
     int partitions;
     const char *topic_prefix;
+    int admin_port; /* -1 = no admin interface */
 } conf = {
+    .admin_port = -1,
     .brokers = 3,
     .partitions = 12,
     .topic_prefix = "vmh.beteiligte",
@@ -45,6 +50,9 @@ static void usage(FILE *out)
             "  --brokers N         number of brokers (default %d)\n"
             "  --partitions N      partitions per topic (default %d)\n"
             "  --topic-prefix P    topic name prefix (default %s)\n"
+            "  --admin-port N      serve fault injection on 127.0.0.1:N (0 = a free port; its\n"
+            "                      address is the second line on stdout): POST\n"
+            "                      /_mock/brokers/down|up, /_mock/brokers/{id}/down|up\n"
             "  -h, --help          this text\n",
             conf.brokers, conf.partitions, conf.topic_prefix);
 }
@@ -75,11 +83,12 @@ static int parse_int_option(const char *option, const char *s, int min, int max)
 
 static void parse_args(int argc, char **argv)
 {
-    enum { OPT_BROKERS = 1000, OPT_PARTITIONS, OPT_TOPIC_PREFIX };
+    enum { OPT_BROKERS = 1000, OPT_PARTITIONS, OPT_TOPIC_PREFIX, OPT_ADMIN_PORT };
     static const struct option options[] = {
         {"brokers", required_argument, NULL, OPT_BROKERS},
         {"partitions", required_argument, NULL, OPT_PARTITIONS},
         {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
+        {"admin-port", required_argument, NULL, OPT_ADMIN_PORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +107,9 @@ static void parse_args(int argc, char **argv)
             if (!*optarg)
                 usage_error("--topic-prefix: must not be empty");
             conf.topic_prefix = optarg;
+            break;
+        case OPT_ADMIN_PORT:
+            conf.admin_port = parse_int_option("admin-port", optarg, 0, 65535);
             break;
         case 'h':
             usage(stdout);
@@ -160,10 +172,104 @@ static int create_topics(rd_kafka_mock_cluster_t *mcluster)
     return 0;
 }
 
+/* ---- admin interface: broker faults for chaos tests, on its own thread and loop ---------- */
+
+struct admin {
+    rd_kafka_mock_cluster_t *mcluster;
+    uv_loop_t loop;
+    uv_async_t stop;
+    struct httpd *srv;
+    pthread_t thread;
+};
+
+/* Sets one broker (id > 0) or all (id 0) down or up. */
+static void set_brokers(struct admin *a, int id, bool up)
+{
+    for (int b = id ? id : 1; b <= (id ? id : conf.brokers); b++) {
+        if (up)
+            rd_kafka_mock_broker_set_up(a->mcluster, b);
+        else
+            rd_kafka_mock_broker_set_down(a->mcluster, b);
+    }
+    log_info(up ? "brokers up" : "brokers down", LOG_INT("broker", id));
+}
+
+static void on_brokers(struct httpd_req *req, void *ud)
+{
+    const char *id_s = httpd_req_param(req, "id");
+    const char *action = httpd_req_param(req, "action");
+    int id = id_s ? atoi(id_s) : 0;
+    bool up = action && strcmp(action, "up") == 0;
+    if (!action || (!up && strcmp(action, "down") != 0) || id < 0 || id > conf.brokers ||
+        (id_s && id == 0)) {
+        httpd_respond_error(req, 404, "use /_mock/brokers[/{id}]/down|up");
+        return;
+    }
+    set_brokers(ud, id, up);
+    httpd_respond_json(req, 200, json_pack("{s:i,s:b}", "broker", id, "up", up));
+}
+
+static void on_admin_stop(uv_async_t *h)
+{
+    struct admin *a = h->data;
+    httpd_close(a->srv);
+    uv_close((uv_handle_t *)&a->stop, NULL);
+}
+
+static void *admin_thread(void *arg)
+{
+    struct admin *a = arg;
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Starts the admin server and prints its address as the second stdout line. */
+static struct admin *admin_start(rd_kafka_mock_cluster_t *mcluster)
+{
+    char addr[64], err[256];
+    int port = 0;
+    struct admin *a = calloc(1, sizeof *a);
+    if (!a || uv_loop_init(&a->loop) != 0) {
+        free(a);
+        return NULL;
+    }
+    a->mcluster = mcluster;
+    a->srv = httpd_new(&a->loop, NULL);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", conf.admin_port);
+    if (!a->srv || httpd_route(a->srv, "POST", "/_mock/brokers/{action}", on_brokers, a, 0) ||
+        httpd_route(a->srv, "POST", "/_mock/brokers/{id}/{action}", on_brokers, a, 0) ||
+        httpd_listen(a->srv, addr, &port, err, sizeof err) != 0) {
+        log_error("cannot start the admin interface", LOG_STR("address", addr),
+                  LOG_STR("error", err));
+        httpd_close(a->srv);
+        uv_run(&a->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&a->loop);
+        free(a);
+        return NULL;
+    }
+    uv_async_init(&a->loop, &a->stop, on_admin_stop);
+    a->stop.data = a;
+    pthread_create(&a->thread, NULL, admin_thread, a);
+    printf("admin listening on 127.0.0.1:%d\n", port);
+    fflush(stdout);
+    return a;
+}
+
+static void admin_stop(struct admin *a)
+{
+    if (!a)
+        return;
+    uv_async_send(&a->stop);
+    pthread_join(a->thread, NULL);
+    uv_loop_close(&a->loop);
+    free(a);
+}
+
 int main(int argc, char **argv)
 {
     rd_kafka_t *rk = NULL;
     rd_kafka_mock_cluster_t *mcluster = NULL;
+    struct admin *admin = NULL;
     sigset_t stop_signals;
     int sig = 0, rc = 1;
 
@@ -193,16 +299,15 @@ int main(int argc, char **argv)
     log_info("kafka-mock ready", LOG_STR("bootstrap", bootstrap), LOG_INT("brokers", conf.brokers),
              LOG_INT("partitions", conf.partitions), LOG_STR("topic_prefix", conf.topic_prefix));
 
-    /* A future admin interface (fault injection: rd_kafka_mock_broker_set_down/_up,
-     * rd_kafka_mock_push_request_errors, rd_kafka_mock_broker_set_rtt) belongs here: serve it
-     * on its own thread, or turn this wait into a poll() over a signalfd and the admin
-     * socket. */
+    if (conf.admin_port >= 0 && !(admin = admin_start(mcluster)))
+        goto out;
     if (sigwait(&stop_signals, &sig) != 0)
         goto out;
     log_info("kafka-mock stopping", LOG_STR("signal", strsignal(sig)));
     rc = 0;
 
 out:
+    admin_stop(admin);
     if (mcluster)
         rd_kafka_mock_cluster_destroy(mcluster);
     if (rk) {

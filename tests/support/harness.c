@@ -381,20 +381,45 @@ void th_redis_stop(struct th_redis *r)
     th_proc_stop(&r->proc, SIGTERM, 5000);
 }
 
-int th_kafka_start(struct th_kafka *k, int partitions)
+static int kafka_start(struct th_kafka *k, int partitions, bool admin)
 {
-    char bin[512], parts[16];
+    char bin[512], parts[16], line[128];
     snprintf(parts, sizeof parts, "%d", partitions);
-    const char *argv[] = {th_bin("kafka-mock", bin, sizeof bin), "--partitions", parts, NULL};
+    const char *argv[] = {th_bin("kafka-mock", bin, sizeof bin),
+                          "--partitions",
+                          parts,
+                          admin ? "--admin-port" : NULL,
+                          "0",
+                          NULL};
     memset(k, 0, sizeof *k);
     if (th_proc_start(&k->proc, argv, NULL, true) != 0)
         return -1;
     if (th_proc_read_line(&k->proc, k->bootstrap, sizeof k->bootstrap, 10000) != 0 ||
-        !k->bootstrap[0]) {
+        !k->bootstrap[0] ||
+        (admin && (th_proc_read_line(&k->proc, line, sizeof line, 10000) != 0 ||
+                   sscanf(line, "admin listening on 127.0.0.1:%d", &k->admin_port) != 1))) {
         th_proc_stop(&k->proc, SIGKILL, 1000);
         return -1;
     }
     return 0;
+}
+
+int th_kafka_start(struct th_kafka *k, int partitions)
+{
+    return kafka_start(k, partitions, false);
+}
+
+int th_kafka_start_admin(struct th_kafka *k, int partitions)
+{
+    return kafka_start(k, partitions, true);
+}
+
+int th_kafka_brokers(struct th_kafka *k, bool up)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/_mock/brokers/%s", k->admin_port,
+             up ? "up" : "down");
+    return th_http("POST", url, NULL, NULL, NULL) == 200 ? 0 : -1;
 }
 
 int th_kafka_stop(struct th_kafka *k)

@@ -81,8 +81,13 @@ void th_redis_stop(struct th_redis *r);
 struct th_kafka {
     struct th_proc proc;
     char bootstrap[512];
+    int admin_port; /* 0 unless started with the admin interface */
 };
 int th_kafka_start(struct th_kafka *k, int partitions);
+/* The same with kafka-mock's fault-injection interface (--admin-port 0). */
+int th_kafka_start_admin(struct th_kafka *k, int partitions);
+/* Sets every broker down (up = false) or up again. 0 on success. */
+int th_kafka_brokers(struct th_kafka *k, bool up);
 /* SIGTERM, then waits; returns kafka-mock's exit code as th_proc_stop (0 = clean shutdown). */
 int th_kafka_stop(struct th_kafka *k);
 

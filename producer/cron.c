@@ -1,0 +1,301 @@
+/* cron.c: the cron scans and their scheduler (see cron.h). */
+#include "cron.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "msg.h"
+#include "util.h"
+
+#define CRON_PAGE      100
+#define CRON_MAX_PAGES 20
+#define STALE_AFTER_S  (24 * 3600)
+
+static const char *const reason_names[CRON_REASONS] = {"pending_sync", "dirty", "failed",
+                                                       "auto_reset", "stale_clean"};
+
+const char *cron_reason_name(enum cron_reason r)
+{
+    return (unsigned)r < CRON_REASONS ? reason_names[r] : "?";
+}
+
+/* EspoCRM's datetime format, UTC. */
+static void espo_time(time_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static json_t *cond(const char *type, const char *attr, const char *value)
+{
+    json_t *c = json_pack("{s:s,s:s}", "type", type, "attribute", attr);
+    if (value)
+        json_object_set_new(c, "value", json_string(value));
+    return c;
+}
+
+static json_t *status_is(const char *status)
+{
+    return cond("equals", "syncStatus", status);
+}
+
+static json_t *either(json_t *a, json_t *b)
+{
+    return json_pack("{s:s,s:[o,o]}", "type", "or", "value", a, b);
+}
+
+json_t *cron_where(enum cron_reason r, time_t now)
+{
+    char ts[32], stale[32];
+    espo_time(now, ts, sizeof ts);
+    espo_time(now - STALE_AFTER_S, stale, sizeof stale);
+    switch (r) {
+    case CRON_PENDING_SYNC:
+        return json_pack("[o]", status_is("pending_sync"));
+    case CRON_DIRTY:
+        return json_pack("[o]", status_is("dirty"));
+    case CRON_FAILED:
+        return json_pack("[o,o]", status_is("failed"),
+                         either(cond("isNull", "syncNextRetry", NULL),
+                                cond("lessThanOrEqual", "syncNextRetry", ts)));
+    case CRON_AUTO_RESET:
+        return json_pack("[o,o]", status_is("permanently_failed"),
+                         cond("lessThanOrEqual", "syncAutoResetAt", ts));
+    case CRON_STALE_CLEAN:
+        return json_pack("[o,o]", status_is("clean"),
+                         either(cond("isNull", "advowareLastSync", NULL),
+                                cond("lessThan", "advowareLastSync", stale)));
+    default:
+        return NULL;
+    }
+}
+
+/* SET key instance NX PX ttl: true when this replica has the tick. */
+static int take_tick(const struct cron_deps *d, enum cron_scan_kind kind, long long interval_ms,
+                     bool *leader, char *err, size_t errlen)
+{
+    char key[64];
+    snprintf(key, sizeof key, "vmh:cron:leader:%s", kind == CRON_SCAN_RETRY ? "retry" : "scan");
+    long long ttl = interval_ms * 9 / 10;
+    return redis_set_nx_px(d->redis, key, d->instance, ttl > 0 ? ttl : 1, leader, err, errlen);
+}
+
+/* 1 if the entity's sync lock is held, 0 if not, -1 on a Redis error. */
+static int lock_held(const struct cron_deps *d, const char *id, char *err, size_t errlen)
+{
+    char key[128];
+    snprintf(key, sizeof key, "sync_lock:cbeteiligte:%s", id);
+    redisReply *r = redis_command(d->redis, err, errlen, "EXISTS %s", key);
+    if (!r)
+        return -1;
+    int held = r->type == REDIS_REPLY_INTEGER ? r->integer > 0 : -1;
+    if (held < 0)
+        util_err(err, errlen, "EXISTS: unexpected reply");
+    freeReplyObject(r);
+    return held;
+}
+
+/* Sends a sync_check for id. */
+static int select_entity(const struct cron_deps *d, const char *id, enum cron_reason r, char *err,
+                         size_t errlen)
+{
+    char *value = msg_encode(id, MSG_EVENT_SYNC_CHECK, MSG_SOURCE_CRON, cron_reason_name(r),
+                             (long long)time(NULL) * 1000);
+    if (!value) {
+        util_err(err, errlen, "entity id %.64s cannot be encoded", id);
+        return -1;
+    }
+    int rc = kprod_produce(d->kafka, KAFKA_TOPIC_SYNC_CHECK, id, value, strlen(value), NULL, NULL,
+                           err, errlen);
+    free(value);
+    return rc;
+}
+
+/* Selects up to *left entities of one reason. */
+static int scan_reason(const struct cron_deps *d, enum cron_reason r, time_t now, int *left,
+                       struct cron_result *res, char *err, size_t errlen)
+{
+    json_t *where = cron_where(r, now);
+    int rc = 0;
+    for (int page = 0, offset = 0; *left > 0 && page < CRON_MAX_PAGES; page++) {
+        struct espo_query q = {.where = where,
+                               .select = "id,syncStatus",
+                               .order_by = "modifiedAt",
+                               .order = "asc",
+                               .max_size = CRON_PAGE,
+                               .offset = offset};
+        long status = 0;
+        json_t *out = NULL;
+        if (espo_list(d->espo, &q, &status, &out, err, errlen) != 0 || status != 200) {
+            if (status != 0)
+                util_err(err, errlen, "EspoCRM list (%s) answered %ld", cron_reason_name(r),
+                         status);
+            json_decref(out);
+            rc = -1;
+            break;
+        }
+        json_t *list = json_object_get(out, "list");
+        size_t i, n = json_array_size(list);
+        json_t *e;
+        json_array_foreach(list, i, e)
+        {
+            const char *id = json_string_value(json_object_get(e, "id"));
+            if (!id || *left == 0)
+                continue;
+            int held = lock_held(d, id, err, errlen);
+            if (held < 0 || (held == 0 && select_entity(d, id, r, err, errlen) != 0)) {
+                rc = -1;
+                break;
+            }
+            if (held) {
+                res->skipped_locked++;
+                continue;
+            }
+            res->selected[r]++;
+            (*left)--;
+        }
+        json_decref(out);
+        if (rc != 0 || n < CRON_PAGE)
+            break;
+        offset += (int)n;
+    }
+    json_decref(where);
+    return rc;
+}
+
+int cron_scan(const struct cron_deps *d, enum cron_scan_kind kind, int batch, long long interval_ms,
+              bool use_leader, time_t now, struct cron_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    res->leader = true;
+    if (use_leader && take_tick(d, kind, interval_ms, &res->leader, err, errlen) != 0)
+        return -1;
+    if (!res->leader)
+        return 0;
+    int left = batch;
+    if (kind == CRON_SCAN_RETRY)
+        return scan_reason(d, CRON_FAILED, now, &left, res, err, errlen);
+    for (int r = 0; r < CRON_REASONS && left > 0; r++)
+        if (scan_reason(d, (enum cron_reason)r, now, &left, res, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+/* ---- scheduler ---------------------------------------------------------------------------- */
+
+struct cron_tick {
+    struct cron *cron;
+    enum cron_scan_kind kind;
+    long long interval_ms;
+    uv_timer_t timer;
+    uv_work_t work;
+    bool running;
+    int rc;
+    char err[256];
+    struct cron_result res;
+};
+
+struct cron {
+    struct cron_deps deps;
+    int batch;
+    struct cron_tick ticks[2];
+    int handles;
+    struct metric *selected, *tick_total;
+};
+
+static void on_work(uv_work_t *w)
+{
+    struct cron_tick *t = w->data;
+    t->err[0] = '\0';
+    t->rc = cron_scan(&t->cron->deps, t->kind, t->cron->batch, t->interval_ms, true, time(NULL),
+                      &t->res, t->err, sizeof t->err);
+}
+
+static void after_work(uv_work_t *w, int status)
+{
+    struct cron_tick *t = w->data;
+    struct cron *c = t->cron;
+    const char *scan = t->kind == CRON_SCAN_RETRY ? "retry" : "fallback";
+    t->running = false;
+    if (status != 0)
+        return;
+    int total = 0;
+    for (int r = 0; r < CRON_REASONS; r++) {
+        metric_add(c->selected, t->res.selected[r], cron_reason_name((enum cron_reason)r));
+        total += t->res.selected[r];
+    }
+    metric_inc(c->tick_total, scan, t->rc != 0 ? "failed" : t->res.leader ? "ok" : "not_leader");
+    if (t->rc != 0)
+        log_error("cron scan failed; the next tick tries again", LOG_STR("scan", scan),
+                  LOG_STR("error", t->err), LOG_INT("selected", total));
+    else if (t->res.leader)
+        log_info("cron scan done", LOG_STR("scan", scan), LOG_INT("selected", total),
+                 LOG_INT("skipped_locked", t->res.skipped_locked));
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    struct cron_tick *t = timer->data;
+    if (t->running)
+        return; /* the previous tick is still going: skip this one */
+    t->running = true;
+    t->work.data = t;
+    if (uv_queue_work(timer->loop, &t->work, on_work, after_work) != 0)
+        t->running = false;
+}
+
+struct cron *cron_start(uv_loop_t *loop, const struct cron_deps *deps, long long retry_ms,
+                        long long fallback_ms, int batch)
+{
+    struct cron *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->deps = *deps;
+    c->batch = batch;
+    c->selected = metrics_counter(deps->reg, "vmh_cron_selected_total",
+                                  "Entities a cron scan sent to sync_check, by reason.", "reason");
+    c->tick_total = metrics_counter(deps->reg, "vmh_cron_ticks_total",
+                                    "Cron ticks by scan and result.", "scan,result");
+    const long long interval[2] = {retry_ms, fallback_ms};
+    for (int i = 0; i < 2; i++) {
+        struct cron_tick *t = &c->ticks[i];
+        t->cron = c;
+        t->kind = i == 0 ? CRON_SCAN_RETRY : CRON_SCAN_FALLBACK;
+        t->interval_ms = interval[i];
+        uv_timer_init(loop, &t->timer);
+        t->timer.data = t;
+        uv_timer_start(&t->timer, on_timer, (uint64_t)interval[i], (uint64_t)interval[i]);
+        c->handles++;
+    }
+    return c;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct cron_tick *t = h->data;
+    struct cron *c = t->cron;
+    if (--c->handles == 0)
+        free(c);
+}
+
+void cron_pause(struct cron *c)
+{
+    for (int i = 0; c && i < 2; i++)
+        uv_timer_stop(&c->ticks[i].timer);
+}
+
+bool cron_idle(const struct cron *c)
+{
+    return !c || (!c->ticks[0].running && !c->ticks[1].running);
+}
+
+void cron_stop(struct cron *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&c->ticks[i].timer, on_timer_closed);
+}

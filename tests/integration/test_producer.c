@@ -1,0 +1,378 @@
+/* test_producer.c: vmh-producer's webhook ingress end to end (SPEC §3.1, §2): a real kafka-mock
+ * (with its fault interface), a real redis-server, the real binary; messages read back with a
+ * librdkafka consumer. Cron and EspoCRM-delivered webhooks: test_producer_espo.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "httpc.h"
+#include "kafka.h"
+#include "log.h"
+#include "wauth.h"
+
+#define PARTITIONS 4
+#define SECRET_ENV "WEBHOOK_SECRETS=wh1:s3cret,wh2:other"
+
+struct fx {
+    struct th_kafka kafka;
+    struct th_redis redis;
+    struct th_proc producer;
+    int web_port, ops_port;
+};
+
+static struct fx g;
+
+static int start_producer(struct fx *f)
+{
+    char bin[512], brokers[600], redis[320], web[64], ops[64];
+    f->web_port = th_free_port();
+    f->ops_port = th_free_port();
+    snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", f->kafka.bootstrap);
+    snprintf(redis, sizeof redis, "REDIS_URL=%s", f->redis.url);
+    snprintf(web, sizeof web, "WEBHOOK_LISTEN=127.0.0.1:%d", f->web_port);
+    snprintf(ops, sizeof ops, "METRICS_LISTEN=127.0.0.1:%d", f->ops_port);
+    const char *argv[] = {th_bin("vmh-producer", bin, sizeof bin), NULL};
+    const char *env[] = {brokers,
+                         redis,
+                         web,
+                         ops,
+                         SECRET_ENV,
+                         "ESPOCRM_URL=http://127.0.0.1:1",
+                         "ESPOCRM_API_KEY=k",
+                         "WEBHOOK_ACK_TIMEOUT_MS=1500",
+                         "WEBHOOK_MAX_BODY=1048576",
+                         "CRON_INTERVAL_S=3600",
+                         "CRON_RETRY_INTERVAL_S=3600",
+                         "LOG_FORMAT=text",
+                         "LOG_LEVEL=error",
+                         NULL};
+    if (th_proc_start(&f->producer, argv, env, false) != 0)
+        return -1;
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", f->ops_port);
+    bool up;
+    TH_WAIT(up, th_http("GET", url, NULL, NULL, NULL) == 200 || !th_proc_alive(&f->producer),
+            10000);
+    return up && th_proc_alive(&f->producer) ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (th_kafka_start_admin(&g.kafka, PARTITIONS) != 0 || th_redis_start(&g.redis, NULL) != 0)
+        return -1;
+    return start_producer(&g);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int code = th_proc_stop(&g.producer, SIGTERM, 20000);
+    th_redis_stop(&g.redis);
+    th_kafka_stop(&g.kafka);
+    if (code != 0)
+        fprintf(stderr, "vmh-producer exited %d\n", code);
+    return code == 0 ? 0 : -1;
+}
+
+/* POSTs body to /webhook/beteiligte/<event>, signed by wh1 unless sig is given ("" = none). */
+static long post(const char *event, const char *body, const char *sig, json_t **out)
+{
+    char url[128], hdr[512];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/webhook/beteiligte/%s", g.web_port, event);
+    char *own = sig ? NULL : wauth_sign("wh1", "s3cret", body, strlen(body));
+    snprintf(hdr, sizeof hdr, "X-Signature: %s", sig ? sig : own);
+    const char *headers[] = {hdr, "Content-Type: application/json", NULL};
+    long status = th_http("POST", url, sig && !*sig ? NULL : headers, body, out);
+    free(own);
+    return status;
+}
+
+/* vmh_messages_produced_total summed over topics, from /metrics. */
+static long produced(void)
+{
+    char url[96], err[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", g.ops_port);
+    struct httpc *c = httpc_new(NULL);
+    struct httpc_resp r;
+    long total = 0;
+    if (httpc_request(c, "GET", url, NULL, NULL, 0, &r, err, sizeof err) == 0)
+        for (char *p = strstr(r.body, "\nvmh_messages_produced_total{"); p;
+             p = strstr(p + 1, "\nvmh_messages_produced_total{"))
+            total += strtol(strchr(p, '}') + 2, NULL, 10);
+    httpc_resp_clear(&r);
+    httpc_free(c);
+    return total;
+}
+
+/* ---- reading messages back: assign every partition of a topic, from the beginning --------- */
+
+struct got {
+    char key[80];
+    int partition;
+    char value[512];
+};
+
+/* Collects every message of `topic` whose key starts with `key_prefix`, until `want` arrived or
+ * timeout_ms passed. Returns the count. */
+static int consume(const char *topic, const char *key_prefix, struct got *out, int want,
+                   long long timeout_ms)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = kafka_conf_new(g.kafka.bootstrap, "test-reader", err, sizeof err);
+    assert_non_null(conf);
+    /* assign() needs a group id but joins no group: no 3 s wait for the mock's join */
+    assert_int_equal(kafka_conf_set(conf, "group.id", "test-reader", err, sizeof err), 0);
+    assert_int_equal(kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err), 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+    for (int p = 0; p < PARTITIONS; p++)
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int n = 0;
+    long long end = th_now_ms() + timeout_ms;
+    while (n < want && th_now_ms() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err && m->key && m->key_len < sizeof out[n].key &&
+            strncmp(m->key, key_prefix, strlen(key_prefix)) == 0) {
+            snprintf(out[n].key, sizeof out[n].key, "%.*s", (int)m->key_len, (char *)m->key);
+            snprintf(out[n].value, sizeof out[n].value, "%.*s", (int)m->len, (char *)m->payload);
+            out[n].partition = m->partition;
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* A key unique to this run and call. */
+static void unique(char *buf, size_t len, const char *what)
+{
+    static int counter;
+    snprintf(buf, len, "%s-%d-%lld-%d", what, (int)getpid(), th_now_ms(), ++counter);
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_signed_webhook_becomes_message(void **state)
+{
+    (void)state;
+    char id[64], body[256];
+    unique(id, sizeof id, "one");
+    snprintf(body, sizeof body, "[{\"id\":\"%s\",\"name\":\"Mustermann\"}]", id);
+    json_t *out = NULL;
+    assert_int_equal(post("update", body, NULL, &out), 200);
+    assert_int_equal(json_integer_value(json_object_get(out, "accepted")), 1);
+    json_decref(out);
+    struct got m[2];
+    assert_int_equal(consume("vmh.beteiligte.update", id, m, 1, 15000), 1);
+    json_t *v = json_loads(m[0].value, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(v, "v")), 1);
+    assert_string_equal(json_string_value(json_object_get(v, "entityId")), id);
+    assert_string_equal(json_string_value(json_object_get(v, "event")), "update");
+    assert_string_equal(json_string_value(json_object_get(v, "source")), "webhook");
+    assert_non_null(json_string_value(json_object_get(v, "emittedAt")));
+    json_decref(v);
+}
+
+static void test_bad_signatures_401_nothing_produced(void **state)
+{
+    (void)state;
+    long before = produced();
+    const char *body = "[{\"id\":\"never\"}]";
+    char *wrong = wauth_sign("wh1", "not-the-secret", body, strlen(body));
+    char *unknown = wauth_sign("wh9", "s3cret", body, strlen(body));
+    assert_int_equal(post("create", body, wrong, NULL), 401);
+    assert_int_equal(post("create", body, unknown, NULL), 401);
+    assert_int_equal(post("create", body, "", NULL), 401);
+    assert_int_equal(post("create", body, "bm90LWEtc2lnbmF0dXJl", NULL), 401);
+    free(wrong);
+    free(unknown);
+    /* the second secret of WEBHOOK_SECRETS works too */
+    char *other = wauth_sign("wh2", "other", "[]", 2);
+    assert_int_equal(post("create", "[]", other, NULL), 200);
+    free(other);
+    assert_int_equal(produced(), before);
+}
+
+static void test_malformed_bodies_400_nothing_produced(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "not json",
+        "{\"id\":\"x\"}",
+        "[{\"id\":\"ok\"},{\"name\":\"no id\"}]",
+        "[{\"id\":42}]",
+        "[\"x\"]",
+        "[{\"id\":\"\"}]",
+        "",
+    };
+    long before = produced();
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        json_t *out = NULL;
+        long status = post("update", bodies[i], NULL, &out);
+        if (status != 400)
+            fail_msg("body %s: status %ld", bodies[i], status);
+        assert_non_null(json_string_value(json_object_get(out, "error")));
+        json_decref(out);
+    }
+    assert_int_equal(produced(), before);
+}
+
+static void test_http_errors(void **state)
+{
+    (void)state;
+    size_t big = 2u << 20;
+    char *body = malloc(big + 1);
+    memset(body, ' ', big);
+    memcpy(body, "[{\"id\":\"big\"}", 13);
+    body[big - 1] = ']';
+    body[big] = '\0';
+    assert_int_equal(post("update", body, NULL, NULL), 413);
+    free(body);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/webhook/beteiligte/merge", g.web_port);
+    assert_int_equal(th_http("POST", url, NULL, "[]", NULL), 404);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/webhook/beteiligte/update", g.web_port);
+    assert_int_equal(th_http("GET", url, NULL, NULL, NULL), 405);
+}
+
+static void test_duplicates_and_a_batch_of_50(void **state)
+{
+    (void)state;
+    char prefix[64], body[8192];
+    unique(prefix, sizeof prefix, "batch");
+    size_t n = (size_t)snprintf(body, sizeof body, "[");
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n,
+                              "%s{\"id\":\"%s-%02d\"},{\"id\":\"%s-%02d\"}", i ? "," : "", prefix,
+                              i, prefix, i);
+    snprintf(body + n, sizeof body - n, "]");
+    json_t *out = NULL;
+    assert_int_equal(post("create", body, NULL, &out), 200);
+    assert_int_equal(json_integer_value(json_object_get(out, "accepted")), 50);
+    json_decref(out);
+    struct got m[101];
+    /* exactly 50: wait for a 51st that must not come */
+    assert_int_equal(consume("vmh.beteiligte.create", prefix, m, 51, 6000), 50);
+}
+
+static void test_one_key_one_partition_across_topics(void **state)
+{
+    (void)state;
+    char id[64], body[128];
+    unique(id, sizeof id, "route");
+    snprintf(body, sizeof body, "[{\"id\":\"%s\"}]", id);
+    static const char *const events[] = {"create", "update", "delete"};
+    int partition = -1;
+    for (int e = 0; e < 3; e++) {
+        char topic[64];
+        struct got m[1];
+        assert_int_equal(post(events[e], body, NULL, NULL), 200);
+        snprintf(topic, sizeof topic, "vmh.beteiligte.%s", events[e]);
+        assert_int_equal(consume(topic, id, m, 1, 15000), 1);
+        if (partition < 0)
+            partition = m[0].partition;
+        assert_int_equal(m[0].partition, partition);
+    }
+}
+
+static void test_kafka_down_503_then_retry_succeeds(void **state)
+{
+    (void)state;
+    char id[64], body[128];
+    unique(id, sizeof id, "outage");
+    snprintf(body, sizeof body, "[{\"id\":\"%s\"}]", id);
+    assert_int_equal(th_kafka_brokers(&g.kafka, false), 0);
+    long long t0 = th_now_ms();
+    assert_int_equal(post("update", body, NULL, NULL), 503);
+    assert_true(th_now_ms() - t0 >= 1400); /* waited for the ack timeout, then gave up */
+    assert_int_equal(th_kafka_brokers(&g.kafka, true), 0);
+    /* EspoCRM retries the same webhook: it is accepted once Kafka is back */
+    long status = 0;
+    bool ok;
+    TH_WAIT(ok, (status = post("update", body, NULL, NULL)) == 200, 30000);
+    assert_true(ok);
+    struct got m[4];
+    assert_true(consume("vmh.beteiligte.update", id, m, 1, 15000) >= 1);
+}
+
+/* Random and malformed requests on raw sockets: every answer is an HTTP status line. */
+static void test_fuzz_requests(void **state)
+{
+    (void)state;
+    static const char *const starts[] = {
+        "POST /webhook/beteiligte/update HTTP/1.1\r\nHost: x\r\nContent-Length: ",
+        "GET / HTTP/1.1\r\n",
+        "POST /webhook/beteiligte/create HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "\x16\x03\x01\x02\x00",
+        "POST /webhook/beteiligte/delete HTTP/1.0\r\nX-Signature: ",
+        "PUT /webhook/beteiligte/update HTTP/1.1\r\n\r\n",
+    };
+    unsigned seed = 12345;
+    int answered = 0;
+    for (int i = 0; i < 10000; i++) {
+        int fd = th_tcp_connect(g.web_port);
+        assert_true(fd >= 0);
+        char req[600];
+        const char *start = starts[(unsigned)rand_r(&seed) % 6];
+        size_t n = (size_t)snprintf(req, sizeof req, "%s", start);
+        size_t extra = (unsigned)rand_r(&seed) % 200;
+        for (size_t j = 0; j < extra && n < sizeof req - 5; j++)
+            req[n++] = (char)(rand_r(&seed) % 3 ? ' ' + rand_r(&seed) % 95 : rand_r(&seed) % 256);
+        memcpy(req + n, "\r\n\r\n", 4);
+        n += 4;
+        if (write(fd, req, n) < 0) {
+            close(fd);
+            continue;
+        }
+        shutdown(fd, SHUT_WR);
+        char buf[64] = "";
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 35000) == 1 && read(fd, buf, sizeof buf - 1) > 0) {
+            int status = 0;
+            if (sscanf(buf, "HTTP/1.1 %d", &status) != 1 || status < 200 || status > 599)
+                fail_msg("request %d: not an HTTP answer: %.40s", i, buf);
+            answered++;
+        }
+        close(fd);
+    }
+    assert_true(answered > 0);
+    assert_true(th_proc_alive(&g.producer));
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", g.ops_port);
+    assert_int_equal(th_http("GET", url, NULL, NULL, NULL), 200);
+}
+
+int main(void)
+{
+    log_setup(LOG_WARN, LOG_TEXT, 2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_signed_webhook_becomes_message),
+        cmocka_unit_test(test_bad_signatures_401_nothing_produced),
+        cmocka_unit_test(test_malformed_bodies_400_nothing_produced),
+        cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_duplicates_and_a_batch_of_50),
+        cmocka_unit_test(test_one_key_one_partition_across_topics),
+        cmocka_unit_test(test_kafka_down_503_then_retry_succeeds),
+        cmocka_unit_test(test_fuzz_requests),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
