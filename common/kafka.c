@@ -28,7 +28,7 @@ static const struct kafka_setting producer_settings[] = {
     /* The Java clients' key → partition mapping: an entity lands in the same partition number
      * of every topic (SPEC §1.1). */
     {"partitioner", "murmur2_random"},
-    {"linger.ms", "5"},
+    {"linger.ms", "1"}, /* a webhook answer waits for the ack: keep it short */
 };
 
 static const struct kafka_setting consumer_settings[] = {

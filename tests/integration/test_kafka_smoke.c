@@ -88,7 +88,7 @@ static void test_fixed_settings(void **state)
         {false, "enable.idempotence", "true"},
         {false, "acks", "-1"}, /* librdkafka's spelling of "all" */
         {false, "partitioner", "murmur2_random"},
-        {false, "linger.ms", "5"},
+        {false, "linger.ms", "1"},
         {true, "group.id", "smoke-group"},
         {true, "partition.assignment.strategy", "range"},
         {true, "enable.auto.offset.store", "false"},
