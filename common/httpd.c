@@ -466,6 +466,16 @@ static char decode_at(const char *s, size_t n, size_t *i, bool plus_space)
     return plus_space && ch == '+' ? ' ' : ch;
 }
 
+size_t httpd_url_decode(const char *s, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < outlen;)
+        out[o++] = decode_at(s, n, &i, true);
+    if (outlen)
+        out[o] = '\0';
+    return o;
+}
+
 static bool query_key_equals(const char *k, size_t kn, const char *name, size_t nn)
 {
     size_t i = 0, j = 0;

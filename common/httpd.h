@@ -98,6 +98,10 @@ const char *httpd_req_body(const struct httpd_req *req, size_t *len); /* NUL-ter
  * length, or -1 if absent or it does not fit. */
 int httpd_query_get(const char *query, const char *name, char *buf, size_t buflen);
 
+/* Percent-decodes s[0..n) ('+' as space; "%00" and broken escapes stay literal) into out,
+ * NUL-terminated, truncated to outlen - 1. Returns the decoded length. */
+size_t httpd_url_decode(const char *s, size_t n, char *out, size_t outlen);
+
 /* Per-request user pointer, for handlers that answer later. */
 void httpd_req_set_ud(struct httpd_req *req, void *ud);
 void *httpd_req_get_ud(const struct httpd_req *req);
