@@ -53,7 +53,7 @@ static int start_producer(struct fx *f)
                          "WEBHOOK_ACK_TIMEOUT_MS=1500",
                          "WEBHOOK_MAX_BODY=1048576",
                          "CRON_INTERVAL_S=3600",
-                         "CRON_RETRY_INTERVAL_S=3600",
+                         "CRON_RETRY_INTERVAL_S=1s", /* EspoCRM is unreachable: every tick fails */
                          "LOG_FORMAT=text",
                          "LOG_LEVEL=error",
                          NULL};
@@ -99,21 +99,31 @@ static long post(const char *event, const char *body, const char *sig, json_t **
     return status;
 }
 
-/* vmh_messages_produced_total summed over topics, from /metrics. */
-static long produced(void)
+/* A metric summed over the label sets whose text contains `labels` (NULL: all), from /metrics. */
+static double metric(const char *name, const char *labels)
 {
-    char url[96], err[256];
+    char url[96], err[256], pat[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", g.ops_port);
+    snprintf(pat, sizeof pat, "\n%s{", name);
     struct httpc *c = httpc_new(NULL);
     struct httpc_resp r;
-    long total = 0;
-    if (httpc_request(c, "GET", url, NULL, NULL, 0, &r, err, sizeof err) == 0)
-        for (char *p = strstr(r.body, "\nvmh_messages_produced_total{"); p;
-             p = strstr(p + 1, "\nvmh_messages_produced_total{"))
-            total += strtol(strchr(p, '}') + 2, NULL, 10);
+    double total = 0;
+    if (httpc_request(c, "GET", url, NULL, NULL, 0, &r, err, sizeof err) == 0) {
+        for (char *p = strstr(r.body, pat); p; p = strstr(p + 1, pat)) {
+            char *close = strchr(p, '}');
+            char *hit = labels ? strstr(p, labels) : p;
+            if (close && hit && hit < close)
+                total += strtod(close + 2, NULL);
+        }
+    }
     httpc_resp_clear(&r);
     httpc_free(c);
     return total;
+}
+
+static long produced(void)
+{
+    return (long)metric("vmh_messages_produced_total", NULL);
 }
 
 /* ---- reading messages back: assign every partition of a topic, from the beginning --------- */
@@ -314,6 +324,18 @@ static void test_kafka_down_503_then_retry_succeeds(void **state)
     assert_true(consume("vmh.beteiligte.update", id, m, 1, 15000) >= 1);
 }
 
+static void test_espocrm_down_cron_fails_http_unaffected(void **state)
+{
+    (void)state;
+    bool failed;
+    TH_WAIT(failed, metric("vmh_cron_ticks_total", "result=\"failed\"") >= 1, 10000);
+    assert_true(failed);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", g.ops_port);
+    assert_int_equal(th_http("GET", url, NULL, NULL, NULL), 200);
+    assert_int_equal(post("update", "[{\"id\":\"still-works\"}]", NULL, NULL), 200);
+}
+
 /* Random and malformed requests on raw sockets: every answer is an HTTP status line. */
 static void test_fuzz_requests(void **state)
 {
@@ -372,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_and_a_batch_of_50),
         cmocka_unit_test(test_one_key_one_partition_across_topics),
         cmocka_unit_test(test_kafka_down_503_then_retry_succeeds),
+        cmocka_unit_test(test_espocrm_down_cron_fails_http_unaffected),
         cmocka_unit_test(test_fuzz_requests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -338,6 +338,42 @@ static void test_cron_priority_cap_and_locks(void **state)
     }
 }
 
+static void test_retry_scan_selects_due_failures_only(void **state)
+{
+    (void)state;
+    char past[32], future[32], f[256], due[64], later[64], dirty[64];
+    time_t now = time(NULL);
+    espo_time(now - 60, past, sizeof past);
+    espo_time(now + 3600, future, sizeof future);
+    snprintf(f, sizeof f, "\"syncStatus\":\"failed\",\"syncNextRetry\":\"%s\"", past);
+    api_create(f, due, sizeof due);
+    snprintf(f, sizeof f, "\"syncStatus\":\"failed\",\"syncNextRetry\":\"%s\"", future);
+    api_create(f, later, sizeof later);
+    api_create("\"syncStatus\":\"dirty\"", dirty, sizeof dirty);
+    const char *extra[] = {"WEBHOOK_ALLOW_UNSIGNED=1", "CRON_INTERVAL_S=1h",
+                           "CRON_RETRY_INTERVAL_S=1s", NULL};
+    int ops = th_free_port();
+    struct th_proc p;
+    assert_int_equal(producer_start(&p, th_free_port(), ops, extra), 0);
+    bool ticked;
+    TH_WAIT(ticked, metric(ops, "vmh_cron_ticks_total", "scan=\"retry\",result=\"ok\"") >= 1,
+            15000);
+    assert_true(ticked);
+    assert_int_equal(th_proc_stop(&p, SIGTERM, 20000), 0);
+    struct got m[64];
+    int n = consume("vmh.beteiligte.sync_check", m, 64, 3000);
+    bool found_due = false;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(m[i].key, due) == 0) {
+            found_due = true;
+            assert_string_equal(m[i].reason, "failed");
+        }
+        assert_string_not_equal(m[i].key, later);
+        assert_string_not_equal(m[i].key, dirty);
+    }
+    assert_true(found_due);
+}
+
 static void test_two_producers_one_scan_per_tick(void **state)
 {
     (void)state;
@@ -373,6 +409,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_sim_webhooks_reach_kafka_and_survive_an_outage, reset_sim),
         cmocka_unit_test_setup(test_cron_priority_cap_and_locks, reset_sim),
+        cmocka_unit_test_setup(test_retry_scan_selects_due_failures_only, reset_sim),
         cmocka_unit_test_setup(test_two_producers_one_scan_per_tick, reset_sim),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
