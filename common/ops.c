@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "httpd_thread.h"
 #include "log.h"
 
 struct ops_ctx {
@@ -68,24 +69,14 @@ int ops_routes(struct httpd *srv, struct metrics *reg, ops_ready_fn ready, void 
 }
 
 struct ops_server {
-    uv_loop_t loop;
-    uv_async_t stop;
-    struct httpd *srv;
-    pthread_t thread;
+    struct httpd_thread *thread;
+    struct ops_ctx ctx;
 };
 
-static void on_stop(uv_async_t *a)
+static int ops_setup(struct httpd *srv, void *ud)
 {
-    struct ops_server *s = a->data;
-    httpd_close(s->srv);
-    uv_close((uv_handle_t *)&s->stop, NULL);
-}
-
-static void *ops_thread(void *arg)
-{
-    struct ops_server *s = arg;
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    return NULL;
+    struct ops_server *s = ud;
+    return ops_routes(srv, s->ctx.reg, s->ctx.ready, s->ctx.ud);
 }
 
 struct ops_server *ops_server_start(const char *hostport, struct metrics *reg, ops_ready_fn ready,
@@ -96,33 +87,12 @@ struct ops_server *ops_server_start(const char *hostport, struct metrics *reg, o
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (uv_loop_init(&s->loop) != 0) {
-        snprintf(err, errlen, "uv_loop_init failed");
-        goto err_free;
-    }
-    s->srv = httpd_new(&s->loop, NULL);
-    if (!s->srv || ops_routes(s->srv, reg, ready, ud) != 0) {
-        snprintf(err, errlen, "out of memory");
-        goto err_loop;
-    }
-    if (httpd_listen(s->srv, hostport, bound_port, err, errlen) != 0)
-        goto err_loop;
-    s->stop.data = s;
-    uv_async_init(&s->loop, &s->stop, on_stop);
-    if (pthread_create(&s->thread, NULL, ops_thread, s) != 0) {
-        snprintf(err, errlen, "cannot start the ops thread");
-        uv_close((uv_handle_t *)&s->stop, NULL);
-        goto err_loop;
+    s->ctx = (struct ops_ctx){.reg = reg, .ready = ready, .ud = ud};
+    if (!(s->thread = httpd_thread_start(hostport, NULL, ops_setup, s, bound_port, err, errlen))) {
+        free(s);
+        return NULL;
     }
     return s;
-err_loop:
-    if (s->srv)
-        httpd_close(s->srv);
-    uv_run(&s->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&s->loop);
-err_free:
-    free(s);
-    return NULL;
 }
 
 struct ops_server *ops_server_start_cfg(const struct cfg *cfg, struct metrics *reg,
@@ -141,9 +111,7 @@ void ops_server_stop(struct ops_server *s)
 {
     if (!s)
         return;
-    uv_async_send(&s->stop);
-    pthread_join(s->thread, NULL);
-    uv_loop_close(&s->loop);
+    httpd_thread_stop(s->thread);
     free(s);
 }
 

@@ -19,6 +19,7 @@
 #include "espo.h"
 #include "harness.h"
 #include "httpd.h"
+#include "httpd_thread.h"
 
 #define KEY "X-Api-Key: dev-espocrm-key"
 
@@ -27,10 +28,7 @@ static struct th_sim g_sim;
 /* ---- a webhook receiver on its own loop thread ------------------------------------------- */
 
 struct receiver {
-    uv_loop_t loop;
-    uv_async_t stop;
-    struct httpd *srv;
-    pthread_t thread;
+    struct httpd_thread *thread;
     int port;
     pthread_mutex_t mu;
     int status;    /* what to answer */
@@ -53,39 +51,24 @@ static void on_hook(struct httpd_req *req, void *ud)
     httpd_respond_json(req, status, NULL);
 }
 
-static void on_rx_stop(uv_async_t *a)
+static int rx_routes(struct httpd *srv, void *ud)
 {
-    struct receiver *rx = a->data;
-    httpd_close(rx->srv);
-    uv_close((uv_handle_t *)&rx->stop, NULL);
-}
-
-static void *rx_thread(void *arg)
-{
-    uv_run(&((struct receiver *)arg)->loop, UV_RUN_DEFAULT);
-    return NULL;
+    return httpd_route(srv, "POST", "/hook", on_hook, ud, 0);
 }
 
 static void rx_start(struct receiver *rx)
 {
     char err[128];
-    uv_loop_init(&rx->loop);
     pthread_mutex_init(&rx->mu, NULL);
     rx->posts = json_array();
     rx->status = 200;
-    rx->srv = httpd_new(&rx->loop, NULL);
-    assert_int_equal(httpd_route(rx->srv, "POST", "/hook", on_hook, rx, 0), 0);
-    assert_int_equal(httpd_listen(rx->srv, "127.0.0.1:0", &rx->port, err, sizeof err), 0);
-    uv_async_init(&rx->loop, &rx->stop, on_rx_stop);
-    rx->stop.data = rx;
-    pthread_create(&rx->thread, NULL, rx_thread, rx);
+    rx->thread = httpd_thread_start("127.0.0.1:0", NULL, rx_routes, rx, &rx->port, err, sizeof err);
+    assert_non_null(rx->thread);
 }
 
 static void rx_stop(struct receiver *rx)
 {
-    uv_async_send(&rx->stop);
-    pthread_join(rx->thread, NULL);
-    uv_loop_close(&rx->loop);
+    httpd_thread_stop(rx->thread);
     json_decref(rx->posts);
     pthread_mutex_destroy(&rx->mu);
 }

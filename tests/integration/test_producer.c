@@ -99,26 +99,9 @@ static long post(const char *event, const char *body, const char *sig, json_t **
     return status;
 }
 
-/* A metric summed over the label sets whose text contains `labels` (NULL: all), from /metrics. */
 static double metric(const char *name, const char *labels)
 {
-    char url[96], err[256], pat[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", g.ops_port);
-    snprintf(pat, sizeof pat, "\n%s{", name);
-    struct httpc *c = httpc_new(NULL);
-    struct httpc_resp r;
-    double total = 0;
-    if (httpc_request(c, "GET", url, NULL, NULL, 0, &r, err, sizeof err) == 0) {
-        for (char *p = strstr(r.body, pat); p; p = strstr(p + 1, pat)) {
-            char *close = strchr(p, '}');
-            char *hit = labels ? strstr(p, labels) : p;
-            if (close && hit && hit < close)
-                total += strtod(close + 2, NULL);
-        }
-    }
-    httpc_resp_clear(&r);
-    httpc_free(c);
-    return total;
+    return th_metric(g.ops_port, name, labels);
 }
 
 static long produced(void)
@@ -126,50 +109,12 @@ static long produced(void)
     return (long)metric("vmh_messages_produced_total", NULL);
 }
 
-/* ---- reading messages back: assign every partition of a topic, from the beginning --------- */
-
-struct got {
-    char key[80];
-    int partition;
-    char value[512];
-};
-
-/* Collects every message of `topic` whose key starts with `key_prefix`, until `want` arrived or
- * timeout_ms passed. Returns the count. */
-static int consume(const char *topic, const char *key_prefix, struct got *out, int want,
+/* Messages of `topic` whose key starts with key_prefix (see th_kafka_read). */
+static int consume(const char *topic, const char *key_prefix, struct th_msg *out, int want,
                    long long timeout_ms)
 {
-    char err[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(g.kafka.bootstrap, "test-reader", err, sizeof err);
-    assert_non_null(conf);
-    /* assign() needs a group id but joins no group: no 3 s wait for the mock's join */
-    assert_int_equal(kafka_conf_set(conf, "group.id", "test-reader", err, sizeof err), 0);
-    assert_int_equal(kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err), 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    assert_non_null(rk);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (int p = 0; p < PARTITIONS; p++)
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(rk, parts), 0);
-    rd_kafka_topic_partition_list_destroy(parts);
-    int n = 0;
-    long long end = th_now_ms() + timeout_ms;
-    while (n < want && th_now_ms() < end) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m)
-            continue;
-        if (!m->err && m->key && m->key_len < sizeof out[n].key &&
-            strncmp(m->key, key_prefix, strlen(key_prefix)) == 0) {
-            snprintf(out[n].key, sizeof out[n].key, "%.*s", (int)m->key_len, (char *)m->key);
-            snprintf(out[n].value, sizeof out[n].value, "%.*s", (int)m->len, (char *)m->payload);
-            out[n].partition = m->partition;
-            n++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return n;
+    return th_kafka_read(g.kafka.bootstrap, topic, PARTITIONS, key_prefix, NULL, out, want,
+                         timeout_ms);
 }
 
 /* A key unique to this run and call. */
@@ -191,7 +136,7 @@ static void test_signed_webhook_becomes_message(void **state)
     assert_int_equal(post("update", body, NULL, &out), 200);
     assert_int_equal(json_integer_value(json_object_get(out, "accepted")), 1);
     json_decref(out);
-    struct got m[2];
+    struct th_msg m[2];
     assert_int_equal(consume("vmh.beteiligte.update", id, m, 1, 15000), 1);
     json_t *v = json_loads(m[0].value, 0, NULL);
     assert_int_equal(json_integer_value(json_object_get(v, "v")), 1);
@@ -279,7 +224,7 @@ static void test_duplicates_and_a_batch_of_50(void **state)
     assert_int_equal(post("create", body, NULL, &out), 200);
     assert_int_equal(json_integer_value(json_object_get(out, "accepted")), 50);
     json_decref(out);
-    struct got m[101];
+    struct th_msg m[101];
     /* exactly 50: wait for a 51st that must not come */
     assert_int_equal(consume("vmh.beteiligte.create", prefix, m, 51, 6000), 50);
 }
@@ -294,7 +239,7 @@ static void test_one_key_one_partition_across_topics(void **state)
     int partition = -1;
     for (int e = 0; e < 3; e++) {
         char topic[64];
-        struct got m[1];
+        struct th_msg m[1];
         assert_int_equal(post(events[e], body, NULL, NULL), 200);
         snprintf(topic, sizeof topic, "vmh.beteiligte.%s", events[e]);
         assert_int_equal(consume(topic, id, m, 1, 15000), 1);
@@ -320,7 +265,7 @@ static void test_kafka_down_503_then_retry_succeeds(void **state)
     bool ok;
     TH_WAIT(ok, (status = post("update", body, NULL, NULL)) == 200, 30000);
     assert_true(ok);
-    struct got m[4];
+    struct th_msg m[4];
     assert_true(consume("vmh.beteiligte.update", id, m, 1, 15000) >= 1);
 }
 

@@ -90,67 +90,32 @@ static int producer_start(struct th_proc *p, int web, int ops, const char *const
     return up && th_proc_alive(p) ? 0 : -1;
 }
 
-/* A metric's value summed over the label sets whose text contains `labels`. */
 static double metric(int ops_port, const char *name, const char *labels)
 {
-    char url[96], err[256], pat[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", ops_port);
-    snprintf(pat, sizeof pat, "\n%s{", name);
-    struct httpc *c = httpc_new(NULL);
-    struct httpc_resp r;
-    double total = 0;
-    if (httpc_request(c, "GET", url, NULL, NULL, 0, &r, err, sizeof err) == 0) {
-        for (char *p = strstr(r.body, pat); p; p = strstr(p + 1, pat)) {
-            char *close = strchr(p, '}');
-            if (close && (!labels || (strstr(p, labels) && strstr(p, labels) < close)))
-                total += strtod(close + 2, NULL);
-        }
-    }
-    httpc_resp_clear(&r);
-    httpc_free(c);
-    return total;
+    return th_metric(ops_port, name, labels);
 }
 
-/* Every message of a topic (all partitions, from the start) within timeout_ms or until `want`. */
+/* A message read back, with the cron reason of its value. */
 struct got {
     char key[80];
     char reason[32];
 };
 
+/* Every message of a topic, until `want`, stop_key (if not NULL) or timeout_ms. */
 static int consume_until(const char *topic, const char *stop_key, struct got *out, int want,
                          long long timeout_ms)
 {
-    char err[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(g.kafka.bootstrap, "test-reader", err, sizeof err);
-    assert_non_null(conf);
-    assert_int_equal(kafka_conf_set(conf, "group.id", "test-reader", err, sizeof err), 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    assert_non_null(rk);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (int p = 0; p < PARTITIONS; p++)
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(rk, parts), 0);
-    rd_kafka_topic_partition_list_destroy(parts);
-    int n = 0;
-    long long end = th_now_ms() + timeout_ms;
-    while (n < want && th_now_ms() < end) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m)
-            continue;
-        if (!m->err && m->key && m->key_len < sizeof out[n].key) {
-            snprintf(out[n].key, sizeof out[n].key, "%.*s", (int)m->key_len, (char *)m->key);
-            json_t *v = json_loadb(m->payload, m->len, 0, NULL);
-            const char *reason = json_string_value(json_object_get(v, "reason"));
-            snprintf(out[n].reason, sizeof out[n].reason, "%s", reason ? reason : "");
-            json_decref(v);
-            if (stop_key && strcmp(out[n].key, stop_key) == 0)
-                want = n + 1;
-            n++;
-        }
-        rd_kafka_message_destroy(m);
+    struct th_msg *m = calloc((size_t)want, sizeof *m);
+    int n =
+        th_kafka_read(g.kafka.bootstrap, topic, PARTITIONS, NULL, stop_key, m, want, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        json_t *v = json_loads(m[i].value, 0, NULL);
+        const char *reason = json_string_value(json_object_get(v, "reason"));
+        snprintf(out[i].key, sizeof out[i].key, "%s", m[i].key);
+        snprintf(out[i].reason, sizeof out[i].reason, "%s", reason ? reason : "");
+        json_decref(v);
     }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    free(m);
     return n;
 }
 

@@ -1079,12 +1079,7 @@ static void on_rechtsformen_put(struct httpd_req *req, void *ud)
 
 /* ---- wiring ------------------------------------------------------------------------------- */
 
-struct advo_route {
-    const char *method, *tmpl;
-    httpd_handler_fn fn;
-};
-
-static const struct advo_route api_routes[] = {
+static const struct sim_route_def api_routes[] = {
     {"POST", ROUTE_TOKEN, on_token},
     {"POST", ROUTE_BETEILIGTE, on_beteiligte_post},
     {"GET", ROUTE_BETEILIGTER, on_beteiligter_get},
@@ -1096,7 +1091,7 @@ static const struct advo_route api_routes[] = {
     {"DELETE", ROUTE_KOMM, on_forbidden_delete},
 };
 
-static const struct advo_route admin_routes[] = {
+static const struct sim_route_def admin_routes[] = {
     {"POST", ROUTE_UI_BETEILIGTE, on_ui_beteiligte_post},
     {"PUT", ROUTE_UI_BETEILIGTER, on_ui_beteiligter_put},
     {"POST", ROUTE_UI_KOMMS, on_ui_komm_post},
@@ -1106,18 +1101,6 @@ static const struct advo_route admin_routes[] = {
     {"GET", ROUTE_STATE_ONE, on_state_one},
     {"PUT", ROUTE_RECHTSFORMEN_SET, on_rechtsformen_put},
 };
-
-static int routes_register(struct sim *sim, struct advo_sim *a)
-{
-    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++)
-        if (sim_api_route(sim, api_routes[i].method, api_routes[i].tmpl, api_routes[i].fn, a) != 0)
-            return -1;
-    for (size_t i = 0; i < sizeof admin_routes / sizeof admin_routes[0]; i++)
-        if (sim_admin_route(sim, admin_routes[i].method, admin_routes[i].tmpl, admin_routes[i].fn,
-                            a) != 0)
-            return -1;
-    return 0;
-}
 
 /* geaendertAm is local time of --tz (SPEC §5.2: ADVOWARE_TZ, default Europe/Berlin). */
 static void time_zone_set(const char *tz)
@@ -1173,7 +1156,9 @@ int main(int argc, char **argv)
         rc = 2;
         goto close_loop;
     }
-    if (!(sim = sim_new(&loop, &opts, advo_sim_reset, a)) || routes_register(sim, a) != 0) {
+    if (!(sim = sim_new(&loop, &opts, advo_sim_reset, a)) ||
+        sim_register_routes(sim, api_routes, sizeof api_routes / sizeof api_routes[0], admin_routes,
+                            sizeof admin_routes / sizeof admin_routes[0], a) != 0) {
         log_error(PROG ": cannot set up the server");
         goto free_sim;
     }

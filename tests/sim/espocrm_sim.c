@@ -973,12 +973,7 @@ static void espo_free(struct espo_sim *e)
     free(e);
 }
 
-struct espo_route {
-    const char *method, *tmpl;
-    httpd_handler_fn fn;
-};
-
-static const struct espo_route api_routes[] = {
+static const struct sim_route_def api_routes[] = {
     {"GET", ROUTE_USER, on_app_user},
     {"GET", ROUTE_ENTITIES, on_list},
     {"POST", ROUTE_ENTITIES, on_post},
@@ -989,7 +984,7 @@ static const struct espo_route api_routes[] = {
     {"POST", ROUTE_WEBHOOK, on_webhook_register},
 };
 
-static const struct espo_route admin_routes[] = {
+static const struct sim_route_def admin_routes[] = {
     {"POST", "/_sim/ui/CBeteiligte", on_ui_create},
     {"PUT", "/_sim/ui/CBeteiligte/{id}", on_ui_update},
     {"DELETE", "/_sim/ui/CBeteiligte/{id}", on_ui_delete},
@@ -1001,18 +996,6 @@ static const struct espo_route admin_routes[] = {
     {"GET", "/_sim/state/CBeteiligte", on_state_all},
     {"GET", "/_sim/state/CBeteiligte/{id}", on_state_one},
 };
-
-static int routes_register(struct sim *sim, struct espo_sim *e)
-{
-    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++)
-        if (sim_api_route(sim, api_routes[i].method, api_routes[i].tmpl, api_routes[i].fn, e) != 0)
-            return -1;
-    for (size_t i = 0; i < sizeof admin_routes / sizeof admin_routes[0]; i++)
-        if (sim_admin_route(sim, admin_routes[i].method, admin_routes[i].tmpl, admin_routes[i].fn,
-                            e) != 0)
-            return -1;
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -1048,7 +1031,9 @@ int main(int argc, char **argv)
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     httpc_global_init();
-    if (!(e->sim = sim_new(&loop, &opts, espo_reset, e)) || routes_register(e->sim, e) != 0 ||
+    if (!(e->sim = sim_new(&loop, &opts, espo_reset, e)) ||
+        sim_register_routes(e->sim, api_routes, sizeof api_routes / sizeof api_routes[0],
+                            admin_routes, sizeof admin_routes / sizeof admin_routes[0], e) != 0 ||
         pthread_create(&e->thread, NULL, delivery_thread, e) != 0) {
         log_error(PROG ": cannot set up the server");
         goto out;

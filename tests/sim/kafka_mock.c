@@ -7,6 +7,7 @@
  *
  * Exit codes: 0 after a signal or --help, 1 if the cluster cannot be set up, 2 on bad usage. */
 #include "httpd.h"
+#include "httpd_thread.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -176,10 +177,7 @@ static int create_topics(rd_kafka_mock_cluster_t *mcluster)
 
 struct admin {
     rd_kafka_mock_cluster_t *mcluster;
-    uv_loop_t loop;
-    uv_async_t stop;
-    struct httpd *srv;
-    pthread_t thread;
+    struct httpd_thread *thread;
 };
 
 /* Sets one broker (id > 0) or all (id 0) down or up. */
@@ -209,47 +207,30 @@ static void on_brokers(struct httpd_req *req, void *ud)
     httpd_respond_json(req, 200, json_pack("{s:i,s:b}", "broker", id, "up", up));
 }
 
-static void on_admin_stop(uv_async_t *h)
+static int admin_routes(struct httpd *srv, void *ud)
 {
-    struct admin *a = h->data;
-    httpd_close(a->srv);
-    uv_close((uv_handle_t *)&a->stop, NULL);
-}
-
-static void *admin_thread(void *arg)
-{
-    struct admin *a = arg;
-    uv_run(&a->loop, UV_RUN_DEFAULT);
-    return NULL;
+    return httpd_route(srv, "POST", "/_mock/brokers/{action}", on_brokers, ud, 0) ||
+                   httpd_route(srv, "POST", "/_mock/brokers/{id}/{action}", on_brokers, ud, 0)
+               ? -1
+               : 0;
 }
 
 /* Starts the admin server and prints its address as the second stdout line. */
 static struct admin *admin_start(rd_kafka_mock_cluster_t *mcluster)
 {
-    char addr[64], err[256];
+    char addr[64], err[256] = "";
     int port = 0;
     struct admin *a = calloc(1, sizeof *a);
-    if (!a || uv_loop_init(&a->loop) != 0) {
-        free(a);
+    if (!a)
         return NULL;
-    }
     a->mcluster = mcluster;
-    a->srv = httpd_new(&a->loop, NULL);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", conf.admin_port);
-    if (!a->srv || httpd_route(a->srv, "POST", "/_mock/brokers/{action}", on_brokers, a, 0) ||
-        httpd_route(a->srv, "POST", "/_mock/brokers/{id}/{action}", on_brokers, a, 0) ||
-        httpd_listen(a->srv, addr, &port, err, sizeof err) != 0) {
+    if (!(a->thread = httpd_thread_start(addr, NULL, admin_routes, a, &port, err, sizeof err))) {
         log_error("cannot start the admin interface", LOG_STR("address", addr),
                   LOG_STR("error", err));
-        httpd_close(a->srv);
-        uv_run(&a->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&a->loop);
         free(a);
         return NULL;
     }
-    uv_async_init(&a->loop, &a->stop, on_admin_stop);
-    a->stop.data = a;
-    pthread_create(&a->thread, NULL, admin_thread, a);
     printf("admin listening on 127.0.0.1:%d\n", port);
     fflush(stdout);
     return a;
@@ -259,9 +240,7 @@ static void admin_stop(struct admin *a)
 {
     if (!a)
         return;
-    uv_async_send(&a->stop);
-    pthread_join(a->thread, NULL);
-    uv_loop_close(&a->loop);
+    httpd_thread_stop(a->thread);
     free(a);
 }
 

@@ -462,6 +462,18 @@ int sim_admin_route(struct sim *sim, const char *method, const char *tmpl, httpd
     return httpd_route(sim->srv, method, tmpl, fn, ud, 0);
 }
 
+int sim_register_routes(struct sim *sim, const struct sim_route_def *api, size_t napi,
+                        const struct sim_route_def *admin, size_t nadmin, void *ud)
+{
+    for (size_t i = 0; i < napi; i++)
+        if (sim_api_route(sim, api[i].method, api[i].tmpl, api[i].fn, ud) != 0)
+            return -1;
+    for (size_t i = 0; i < nadmin; i++)
+        if (sim_admin_route(sim, admin[i].method, admin[i].tmpl, admin[i].fn, ud) != 0)
+            return -1;
+    return 0;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 static void on_reset(struct httpd_req *req, void *ud)

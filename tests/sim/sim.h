@@ -60,6 +60,15 @@ int sim_api_route(struct sim *sim, const char *method, const char *tmpl, httpd_h
 int sim_admin_route(struct sim *sim, const char *method, const char *tmpl, httpd_handler_fn fn,
                     void *ud);
 
+/* A route of a simulator's table. */
+struct sim_route_def {
+    const char *method, *tmpl;
+    httpd_handler_fn fn;
+};
+/* Registers a table of API routes and one of admin routes, all with the same ud. 0 or -1. */
+int sim_register_routes(struct sim *sim, const struct sim_route_def *api, size_t napi,
+                        const struct sim_route_def *admin, size_t nadmin, void *ud);
+
 /* Listens on 127.0.0.1:<--port>, prints "listening on 127.0.0.1:<port>" as the first line on
  * stdout, runs the loop until SIGTERM/SIGINT, closes everything. Returns the exit code. */
 int sim_run(struct sim *sim);

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include "httpc.h"
+#include "kafka.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -479,4 +480,70 @@ long th_http(const char *method, const char *url, const char *const *headers, co
     httpc_resp_clear(&r);
     httpc_free(c);
     return status;
+}
+
+double th_metric(int port, const char *name, const char *labels)
+{
+    char url[96], err[256], pat[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    snprintf(pat, sizeof pat, "\n%s{", name);
+    struct httpc *c = httpc_new(NULL);
+    struct httpc_resp r;
+    double total = 0;
+    if (c && httpc_request(c, "GET", url, NULL, NULL, 0, &r, err, sizeof err) == 0) {
+        for (char *p = strstr(r.body, pat); p; p = strstr(p + 1, pat)) {
+            char *close = strchr(p, '}');
+            char *hit = labels ? strstr(p, labels) : p;
+            if (close && hit && hit < close)
+                total += strtod(close + 2, NULL);
+        }
+    }
+    httpc_resp_clear(&r);
+    httpc_free(c);
+    return total;
+}
+
+int th_kafka_read(const char *bootstrap, const char *topic, int partitions, const char *key_prefix,
+                  const char *stop_key, struct th_msg *out, int want, long long timeout_ms)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = kafka_conf_new(bootstrap, "test-reader", err, sizeof err);
+    /* assign() needs a group id but joins no group: no wait for the mock's group join */
+    if (!conf || kafka_conf_set(conf, "group.id", "test-reader", err, sizeof err) != 0 ||
+        kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) != 0) {
+        fprintf(stderr, "harness: kafka reader: %s\n", err);
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int n = 0;
+    long long end = th_now_ms() + timeout_ms;
+    while (n < want && th_now_ms() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err && m->key && m->key_len < sizeof out[n].key &&
+            (!key_prefix || strncmp(m->key, key_prefix, strlen(key_prefix)) == 0)) {
+            snprintf(out[n].key, sizeof out[n].key, "%.*s", (int)m->key_len, (char *)m->key);
+            snprintf(out[n].value, sizeof out[n].value, "%.*s", (int)m->len, (char *)m->payload);
+            out[n].partition = m->partition;
+            if (stop_key && strcmp(out[n].key, stop_key) == 0)
+                want = n + 1;
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
 }

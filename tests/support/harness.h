@@ -108,6 +108,22 @@ int th_sim_stop(struct th_sim *s);
 long th_http(const char *method, const char *url, const char *const *headers, const char *body,
              json_t **out);
 
+/* A Prometheus metric from http://127.0.0.1:<port>/metrics, summed over the label sets whose
+ * text contains `labels` (NULL: all). 0 when absent or unreachable. */
+double th_metric(int port, const char *name, const char *labels);
+
+/* A message read back from Kafka. */
+struct th_msg {
+    char key[80];
+    int partition;
+    char value[1024];
+};
+/* Reads `topic` (partitions 0..partitions-1, from the beginning, assigned: no group join) and
+ * keeps messages whose key starts with key_prefix (NULL: all), until `want` were kept, one with
+ * key == stop_key (if not NULL) was kept, or timeout_ms passed. Returns how many were kept. */
+int th_kafka_read(const char *bootstrap, const char *topic, int partitions, const char *key_prefix,
+                  const char *stop_key, struct th_msg *out, int want, long long timeout_ms);
+
 /* Connects a TCP socket to 127.0.0.1:port; fd or -1. */
 int th_tcp_connect(int port);
 
