@@ -34,7 +34,7 @@ static struct fx g;
 static int setup(void **state)
 {
     (void)state;
-    const char *args[] = {"--webhook-retry-ms", "300", NULL};
+    const char *args[] = {"--webhook-retry-ms", "1500", NULL};
     if (th_kafka_start_admin(&g.kafka, PARTITIONS) != 0 || th_redis_start(&g.redis, NULL) != 0 ||
         th_sim_start(&g.espo, "espocrm-sim", args) != 0)
         return -1;
@@ -67,16 +67,12 @@ static int producer_start(struct th_proc *p, int web, int ops, const char *const
     snprintf(weblisten, sizeof weblisten, "WEBHOOK_LISTEN=127.0.0.1:%d", web);
     snprintf(opslisten, sizeof opslisten, "METRICS_LISTEN=127.0.0.1:%d", ops);
     snprintf(espo, sizeof espo, "ESPOCRM_URL=%s", g.espo.url);
-    const char *env[32] = {brokers,
-                           redis,
-                           weblisten,
-                           opslisten,
-                           espo,
-                           "ESPOCRM_API_KEY=dev-espocrm-key",
-                           "WEBHOOK_ACK_TIMEOUT_MS=1000",
-                           "LOG_FORMAT=text",
+    const char *env[32] = {brokers, redis, weblisten, opslisten, espo,
+                           "ESPOCRM_API_KEY=dev-espocrm-key", "WEBHOOK_ACK_TIMEOUT_MS=1000",
+                           /* reconnect fast once the brokers are back */
+                           "KAFKA_CFG_RECONNECT_BACKOFF_MAX_MS=300", "LOG_FORMAT=text",
                            "LOG_LEVEL=warn"};
-    int n = 9;
+    int n = 10;
     for (; extra && *extra && n < 31; extra++)
         env[n++] = *extra;
     env[n] = NULL;
