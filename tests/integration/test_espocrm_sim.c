@@ -32,7 +32,8 @@ struct receiver {
     int port;
     pthread_mutex_t mu;
     int status;    /* what to answer */
-    json_t *posts; /* [{"body": [...], "signature": "..."}] */
+    int fail_next; /* answer 503 to this many posts first */
+    json_t *posts; /* [{"raw": "...", "signature": "..."}] */
 };
 
 static struct receiver g_rx;
@@ -46,7 +47,9 @@ static void on_hook(struct httpd_req *req, void *ud)
     pthread_mutex_lock(&rx->mu);
     json_array_append_new(rx->posts,
                           json_pack("{s:s%,s:s}", "raw", body, len, "signature", sig ? sig : ""));
-    int status = rx->status;
+    int status = rx->fail_next > 0 ? 503 : rx->status;
+    if (rx->fail_next > 0)
+        rx->fail_next--;
     pthread_mutex_unlock(&rx->mu);
     httpd_respond_json(req, status, NULL);
 }
@@ -78,6 +81,7 @@ static void rx_reset(int status)
     pthread_mutex_lock(&g_rx.mu);
     json_array_clear(g_rx.posts);
     g_rx.status = status;
+    g_rx.fail_next = 0;
     pthread_mutex_unlock(&g_rx.mu);
 }
 
@@ -393,6 +397,7 @@ static void test_webhook_signature_and_records(void **state)
     char id2[64];
     ui_create("{\"name\":\"Own\"}", id2, sizeof id2);
     TH_WAIT(ok, rx_count() == 4, 10000);
+    assert_true(ok);
     snprintf(path, sizeof path, "/api/v1/CBeteiligte/%s", id2);
     assert_int_equal(call("PUT", path, api, "{\"vorname\":\"Sync\"}", NULL), 200);
     json_t *hooks = NULL;
@@ -447,16 +452,17 @@ static void test_retry_rules(void **state)
     (void)state;
     char secret[64], hook[64], id[64];
     register_hook("create", true, secret, sizeof secret, hook, sizeof hook);
-    /* 503: retried (100 ms apart), delivered once the receiver recovers */
-    rx_reset(503);
+    /* 503 twice: retried (100 ms apart), delivered by the third attempt */
+    rx_reset(200);
+    pthread_mutex_lock(&g_rx.mu);
+    g_rx.fail_next = 2;
+    pthread_mutex_unlock(&g_rx.mu);
     ui_create("{\"name\":\"Retry\"}", id, sizeof id);
     bool ok;
-    TH_WAIT(ok, rx_count() >= 2, 10000);
-    assert_true(ok);
-    rx_reset(200);
     TH_WAIT(ok, hook_counter("delivered") == 1, 10000);
     assert_true(ok);
-    assert_true(hook_counter("retried") >= 1);
+    assert_int_equal(hook_counter("retried"), 2);
+    assert_int_equal(rx_count(), 3);
     /* 400: dropped at once, not retried */
     rx_reset(400);
     ui_create("{\"name\":\"Drop\"}", id, sizeof id);
