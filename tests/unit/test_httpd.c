@@ -643,6 +643,28 @@ static void test_keep_alive_two_requests(void **state)
     cli_free(c);
 }
 
+static void stop_listening(struct fx *fx, void *arg)
+{
+    (void)arg;
+    httpd_stop_listening(fx->srv);
+}
+
+static void test_stop_listening_keeps_open_connections(void **state)
+{
+    struct fx *fx = *state;
+    fx_start_default(fx);
+    struct tcli *c = cli_connect(fx->port);
+    struct tresp r;
+    cli_send(c, GET("/echo?id=1"));
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    run_on_loop(fx, stop_listening, NULL);
+    assert_true(th_tcp_connect(fx->port) < 0); /* no new connections ... */
+    cli_send(c, GET("/echo?id=2"));            /* ... the open one is still served */
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(json_id(&r), 2);
+    cli_free(c);
+}
+
 static void test_post_body_delivered(void **state)
 {
     struct fx *fx = *state;
@@ -1185,6 +1207,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_get_json_200),
         T(test_keep_alive_two_requests),
+        T(test_stop_listening_keeps_open_connections),
         T(test_post_body_delivered),
         T(test_chunked_body_within_limit_delivered),
         T(test_pipelined_timer_answer_keeps_order),

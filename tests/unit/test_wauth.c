@@ -69,8 +69,8 @@ static void test_verify_table(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct verify_case *c = &cases[i];
         char *sig = c->header ? NULL : wauth_sign(c->signer, c->secret, BODY, strlen(BODY));
-        enum wauth_result got = wauth_verify(a, c->header ? c->header : sig, c->body,
-                                             strlen(c->body));
+        enum wauth_result got =
+            wauth_verify(a, c->header ? c->header : sig, c->body, strlen(c->body));
         free(sig);
         if (got != c->want)
             fail_msg("%s: got %s, want %s", c->name, wauth_result_name(got),
