@@ -25,7 +25,6 @@ struct kprod {
 struct kprod_msg {
     kprod_delivery_fn fn;
     void *opaque;
-    enum kafka_topic_kind topic;
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
@@ -35,12 +34,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
     struct kprod_msg *km = m->_private;
     if (!km)
         return;
-    const char *suffix = kafka_topic_suffix(km->topic);
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        metric_inc(p->produced, rd_kafka_topic_name(m->rkt));
-    else {
-        metric_inc(p->failed, suffix);
-        log_warn("kafka delivery failed", LOG_STR("topic", suffix),
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        metric_inc(p->produced, topic);
+    } else {
+        metric_inc(p->failed, topic);
+        log_warn("kafka delivery failed", LOG_STR("topic", topic),
                  LOG_STR("error", rd_kafka_err2str(m->err)));
     }
     if (km->fn)
@@ -114,7 +113,7 @@ struct kprod *kprod_new(uv_loop_t *loop, const char *brokers, const char *topic_
     p->produced = metrics_counter(reg, "vmh_messages_produced_total",
                                   "Messages acknowledged by Kafka, by topic.", "topic");
     p->failed = metrics_counter(reg, "vmh_messages_failed_total",
-                                "Messages Kafka did not acknowledge, by topic kind.", "topic");
+                                "Messages Kafka did not acknowledge, by topic.", "topic");
     return p;
 err:
     if (conf)
@@ -142,7 +141,7 @@ int kprod_produce(struct kprod *p, enum kafka_topic_kind topic, const char *key,
         util_err(err, errlen, "out of memory");
         return -1;
     }
-    *km = (struct kprod_msg){.fn = fn, .opaque = opaque, .topic = topic};
+    *km = (struct kprod_msg){.fn = fn, .opaque = opaque};
     rd_kafka_resp_err_t e = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(name), RD_KAFKA_V_KEY(key, strlen(key)),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
