@@ -154,11 +154,6 @@ int kprod_produce(struct kprod *p, enum kafka_topic_kind topic, const char *key,
     return 0;
 }
 
-int kprod_outstanding(const struct kprod *p)
-{
-    return rd_kafka_outq_len(p->rk);
-}
-
 bool kprod_probe(struct kprod *p, int timeout_ms)
 {
     const struct rd_kafka_metadata *md = NULL;

@@ -29,9 +29,6 @@ struct kprod *kprod_new(uv_loop_t *loop, const char *brokers, const char *topic_
 int kprod_produce(struct kprod *p, enum kafka_topic_kind topic, const char *key, const char *value,
                   size_t len, kprod_delivery_fn fn, void *opaque, char *err, size_t errlen);
 
-/* Messages handed to librdkafka and not yet reported. */
-int kprod_outstanding(const struct kprod *p);
-
 /* True when a broker answered a metadata request within timeout_ms (blocking; not on the loop
  * thread). */
 bool kprod_probe(struct kprod *p, int timeout_ms);

@@ -529,16 +529,6 @@ void sim_free(struct sim *sim)
     free(sim);
 }
 
-struct httpd *sim_httpd(struct sim *sim)
-{
-    return sim->srv;
-}
-
-uv_loop_t *sim_loop(struct sim *sim)
-{
-    return sim->loop;
-}
-
 void sim_set_stop(struct sim *sim, void (*fn)(void *ud), void *ud)
 {
     sim->stop = fn;

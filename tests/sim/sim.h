@@ -46,8 +46,6 @@ typedef void (*sim_reset_fn)(void *ud);
 
 struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts, sim_reset_fn reset, void *ud);
 void sim_free(struct sim *sim);
-struct httpd *sim_httpd(struct sim *sim);
-uv_loop_t *sim_loop(struct sim *sim);
 /* Called on the loop thread when SIGTERM/SIGINT arrives, before the server closes: the place to
  * close the simulator's own handles (timers, asyncs) so that the loop can end. */
 void sim_set_stop(struct sim *sim, void (*fn)(void *ud), void *ud);

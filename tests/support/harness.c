@@ -49,18 +49,6 @@ void th_sleep_ms(long long ms)
     }
 }
 
-bool th_wait_until(bool (*cond)(void *ud), void *ud, long long timeout_ms)
-{
-    long long end = th_now_ms() + timeout_ms;
-    for (;;) {
-        if (cond(ud))
-            return true;
-        if (th_now_ms() >= end)
-            return false;
-        th_sleep_ms(5);
-    }
-}
-
 int th_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

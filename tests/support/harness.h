@@ -16,15 +16,13 @@
 
 /* build/bin, where every binary of the project lands (set by CMake). */
 const char *th_bin_dir(void);
-/* "<bin dir>/<name>" in a static buffer per call site: copy it if needed. */
+/* "<bin dir>/<name>" written into buf; returns buf. */
 const char *th_bin(const char *name, char *buf, size_t buflen);
 
 /* Monotonic milliseconds. */
 long long th_now_ms(void);
 
-/* Polls cond(ud) every few ms until it is true (returns true) or timeout_ms passes (false). */
-bool th_wait_until(bool (*cond)(void *ud), void *ud, long long timeout_ms);
-/* The same with an expression, as a statement: sets bool `ok` to whether expr became true
+/* Polls expr every few ms (a statement): sets bool `ok` to whether expr became true
  * within timeout_ms. TH_WAIT(ok, count == 3, 5000); assert_true(ok); */
 #define TH_WAIT(ok, expr, timeout_ms)                                                              \
     do {                                                                                           \
