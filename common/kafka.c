@@ -38,6 +38,11 @@ static const struct kafka_setting consumer_settings[] = {
     {"enable.auto.offset.store", "false"},
     {"enable.auto.commit", "true"},
     {"auto.offset.reset", "earliest"},
+    /* The worker's backpressure stops taking messages; librdkafka then stops fetching once a
+     * partition's prefetch holds this many (default 100 000: memory, not speed). */
+    {"queued.min.messages", "1000"},
+    /* Consumer lag per partition comes from librdkafka's statistics. */
+    {"statistics.interval.ms", "5000"},
 };
 
 #define KAFKA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -1,34 +1,26 @@
 /* main.c: vmh-worker — consumes the entity topics and syncs EspoCRM and Advoware (SPEC §4, §5).
- * Foundation stage: configuration, logging and the ops endpoint; the consumer, executor and
- * sync engine land with their issues. */
-#include "cfg.h"
+ * The runtime (runtime.h) does the consuming; this file plugs the sync handler into it. */
 #include "log.h"
-#include "metrics.h"
-#include "ops.h"
+#include "runtime.h"
 
 static const char SUMMARY[] =
     "vmh-worker: consumes <KAFKA_TOPIC_PREFIX>.create|update|delete|sync_check and keeps each\n"
     "Beteiligte equal in EspoCRM and Advoware (per entity: Redis lock, Stammdaten,\n"
     "Kommunikation, status).";
 
+/* The sync engine plugs in here (SPEC §5). Until it lands, a run only records what it saw. */
+static enum wk_result sync_entity(void *ud, struct wk_ctx *ctx, const char *entity_id,
+                                  const struct wk_event *ev, size_t n)
+{
+    (void)ud;
+    (void)ctx;
+    log_info("entity run", LOG_STR("entity_id", entity_id), LOG_INT("messages", n),
+             LOG_STR("event", msg_event_name(ev[n - 1].m->event)));
+    return WK_DONE;
+}
+
 int main(int argc, char **argv)
 {
-    ops_block_signals();
-    struct cfg *cfg = cfg_load_or_exit(argc, argv, SUMMARY, CFG_WORKER);
-    ops_log_setup(cfg);
-
-    int rc = 1;
-    struct metrics *reg = metrics_new();
-    struct ops_server *ops = ops_server_start_cfg(cfg, reg, NULL, NULL);
-    if (!ops)
-        goto out;
-    log_info("vmh-worker started", LOG_STR("metrics_listen", cfg_str(cfg, "METRICS_LISTEN")));
-    int sig = ops_wait_for_signal();
-    log_info("vmh-worker stopping", LOG_INT("signal", sig));
-    rc = 0;
-out:
-    ops_server_stop(ops);
-    metrics_free(reg);
-    cfg_free(cfg);
-    return rc;
+    static const struct wk_handler handler = {.run = sync_entity, .summary = SUMMARY};
+    return worker_main(argc, argv, &handler);
 }

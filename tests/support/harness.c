@@ -3,6 +3,8 @@
 
 #include "httpc.h"
 #include "kafka.h"
+#include "msg.h"
+#include "redis.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -474,14 +476,22 @@ double th_metric(int port, const char *name, const char *labels)
 {
     char url[96], err[256], pat[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    snprintf(pat, sizeof pat, "\n%s{", name);
+    snprintf(pat, sizeof pat, "\n%s", name);
+    size_t plen = strlen(pat);
     struct httpc *c = httpc_new(NULL);
     struct httpc_resp r;
     double total = 0;
     if (c && httpc_request(c, "GET", url, NULL, NULL, 0, &r, err, sizeof err) == 0) {
         for (char *p = strstr(r.body, pat); p; p = strstr(p + 1, pat)) {
-            char *close = strchr(p, '}');
-            char *hit = labels ? strstr(p, labels) : p;
+            char *after = p + plen;
+            if (*after == ' ' && !labels) { /* unlabelled sample */
+                total += strtod(after + 1, NULL);
+                continue;
+            }
+            if (*after != '{')
+                continue;
+            char *close = strchr(after, '}');
+            char *hit = labels ? strstr(after, labels) : after;
             if (close && hit && hit < close)
                 total += strtod(close + 2, NULL);
         }
@@ -534,4 +544,275 @@ int th_kafka_read(const char *bootstrap, const char *topic, int partitions, cons
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return n;
+}
+
+/* ---- Kafka producer and committed offsets ---------------------------------------------- */
+
+struct th_kprod {
+    rd_kafka_t *rk;
+    struct th_sent *sent;
+    size_t nsent, cap;
+    long long queued, reported, failed;
+};
+
+static void th_kprod_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct th_kprod *p = opaque;
+    (void)rk;
+    p->reported++;
+    if (m->err) {
+        p->failed++;
+        return;
+    }
+    if (p->nsent == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 1024;
+        p->sent = realloc(p->sent, p->cap * sizeof *p->sent);
+    }
+    struct th_sent *s = &p->sent[p->nsent++];
+    size_t kl = m->key_len < sizeof s->key - 1 ? m->key_len : sizeof s->key - 1;
+    memcpy(s->key, m->key, kl);
+    s->key[kl] = '\0';
+    snprintf(s->topic, sizeof s->topic, "%s", rd_kafka_topic_name(m->rkt));
+    s->partition = m->partition;
+    s->offset = m->offset;
+}
+
+struct th_kprod *th_kprod_new(const char *bootstrap)
+{
+    char err[512];
+    struct th_kprod *p = calloc(1, sizeof *p);
+    rd_kafka_conf_t *conf = kafka_producer_conf_new(bootstrap, "test-producer", err, sizeof err);
+    if (!p || !conf) {
+        fprintf(stderr, "th_kprod_new: %s\n", err);
+        free(p);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, th_kprod_dr);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!p->rk) {
+        fprintf(stderr, "th_kprod_new: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int th_kprod_send(struct th_kprod *p, const char *topic, int partition, const char *key,
+                  const char *value, size_t len)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p->rk, 10);
+            continue;
+        }
+        if (err)
+            return -1;
+        p->queued++;
+        rd_kafka_poll(p->rk, 0);
+        return 0;
+    }
+}
+
+int th_kprod_send_entity(struct th_kprod *p, const char *topic, int partition, const char *key)
+{
+    char *v = msg_encode(key, MSG_EVENT_UPDATE, MSG_SOURCE_WEBHOOK, NULL, 1767225600000LL);
+    int rc = v ? th_kprod_send(p, topic, partition, key, v, strlen(v)) : -1;
+    free(v);
+    return rc;
+}
+
+int th_kprod_flush(struct th_kprod *p, long long timeout_ms)
+{
+    long long end = th_now_ms() + timeout_ms;
+    while (p->reported < p->queued && th_now_ms() < end)
+        rd_kafka_poll(p->rk, 20);
+    return p->reported < p->queued ? -1 : (int)p->failed;
+}
+
+size_t th_kprod_count(struct th_kprod *p)
+{
+    return p->nsent;
+}
+
+const struct th_sent *th_kprod_sent(struct th_kprod *p, size_t i)
+{
+    return i < p->nsent ? &p->sent[i] : NULL;
+}
+
+void th_kprod_free(struct th_kprod *p)
+{
+    if (!p)
+        return;
+    rd_kafka_flush(p->rk, 5000);
+    rd_kafka_destroy(p->rk);
+    free(p->sent);
+    free(p);
+}
+
+int th_kafka_committed(const char *bootstrap, const char *group, const char *topic, int n,
+                       long long *out)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = kafka_conf_new(bootstrap, "test-committed", err, sizeof err);
+    if (!conf || kafka_conf_set(conf, "group.id", group, err, sizeof err) != 0) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, i);
+    int rc = rd_kafka_committed(rk, parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        out[tp->partition] = tp->err || tp->offset < 0 ? -1 : tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* ---- the worker runtime ------------------------------------------------------------------- */
+
+int th_worker_start(struct th_worker *w, const char *bootstrap, const char *redis_url,
+                    const char *const *extra_env)
+{
+    char bin[512], brokers[600], redis[400], listen[64];
+    const char *env[64];
+    size_t n = 0;
+
+    memset(w, 0, sizeof *w);
+    w->metrics_port = th_free_port();
+    snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", bootstrap);
+    snprintf(redis, sizeof redis, "REDIS_URL=%s", redis_url);
+    snprintf(listen, sizeof listen, "METRICS_LISTEN=127.0.0.1:%d", w->metrics_port);
+    static const char *const fixed[] = {"ESPOCRM_URL=http://127.0.0.1:9",
+                                        "ESPOCRM_API_KEY=test",
+                                        "ADVOWARE_URL=http://127.0.0.1:9",
+                                        "ADVOWARE_APP_ID=test",
+                                        "ADVOWARE_API_KEY=dGVzdA==",
+                                        "ADVOWARE_KANZLEI=test",
+                                        "ADVOWARE_DATABASE=test",
+                                        "ADVOWARE_USER=test",
+                                        "ADVOWARE_PASSWORD=test",
+                                        "LOG_FORMAT=text",
+                                        "KAFKA_CFG_AUTO_COMMIT_INTERVAL_MS=100",
+                                        "KAFKA_CFG_SESSION_TIMEOUT_MS=6000",
+                                        "KAFKA_CFG_HEARTBEAT_INTERVAL_MS=500",
+                                        "KAFKA_CFG_STATISTICS_INTERVAL_MS=500",
+                                        "KAFKA_CFG_RECONNECT_BACKOFF_MAX_MS=300",
+                                        NULL};
+    env[n++] = brokers;
+    env[n++] = redis;
+    env[n++] = listen;
+    for (size_t i = 0; fixed[i]; i++)
+        env[n++] = fixed[i];
+    for (size_t i = 0; extra_env && extra_env[i] && n < 63; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    const char *argv[] = {th_bin("vmh-worker-rec", bin, sizeof bin), NULL};
+    return th_proc_start(&w->proc, argv, env, false);
+}
+
+bool th_worker_ready(struct th_worker *w)
+{
+    char url[80];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", w->metrics_port);
+    return th_http("GET", url, NULL, NULL, NULL) == 200;
+}
+
+/* ---- the recording handler's log --------------------------------------------------------- */
+
+/* "key|pid|thread|start|end|t:p:o,t:p:o" → r. 0, or -1 if malformed. */
+static int th_run_parse(const char *line, struct th_run *r)
+{
+    memset(r, 0, sizeof *r);
+    const char *bar = strchr(line, '|');
+    if (!bar || (size_t)(bar - line) >= sizeof r->key)
+        return -1;
+    memcpy(r->key, line, (size_t)(bar - line));
+    int used = 0;
+    if (sscanf(bar + 1, "%d|%d|%lld|%lld|%n", &r->pid, &r->thread, &r->start_us, &r->end_us,
+               &used) != 4)
+        return -1;
+    const char *p = bar + 1 + used;
+    size_t cap = 1;
+    for (const char *q = p; *q; q++)
+        cap += *q == ',';
+    r->msgs = calloc(cap, sizeof *r->msgs);
+    /* Kafka topic names hold no ':' (only [a-zA-Z0-9._-]). */
+    while (r->msgs && *p) {
+        struct th_run_msg *m = &r->msgs[r->n];
+        if (sscanf(p, "%127[^:]:%d:%lld", m->topic, &m->partition, &m->offset) != 3)
+            return -1;
+        r->n++;
+        p += strcspn(p, ",");
+        p += *p == ',';
+    }
+    return r->msgs ? 0 : -1;
+}
+
+long th_rec_runs(struct redis_client *c, struct th_run **out)
+{
+    char err[256];
+    *out = NULL;
+    redisReply *rep = redis_command(c, err, sizeof err, "LRANGE rec:runs 0 -1");
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep)
+            freeReplyObject(rep);
+        return -1;
+    }
+    struct th_run *runs = calloc(rep->elements + 1, sizeof *runs);
+    long n = 0;
+    for (size_t i = 0; runs && i < rep->elements; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_STRING &&
+            th_run_parse(rep->element[i]->str, &runs[n]) == 0) {
+            n++;
+            continue;
+        }
+        free(runs[n].msgs);
+        runs[n].msgs = NULL;
+        fprintf(stderr, "th_rec_runs: malformed record %zu\n", i);
+    }
+    freeReplyObject(rep);
+    *out = runs;
+    return n;
+}
+
+void th_runs_free(struct th_run *runs, long n)
+{
+    for (long i = 0; runs && i < n; i++)
+        free(runs[i].msgs);
+    free(runs);
+}
+
+long th_rec_done(struct redis_client *c)
+{
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof err, "GET rec:count");
+    long n = !r ? -1 : r->type == REDIS_REPLY_STRING ? atol(r->str) : 0;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+struct redis_client *th_redis_client(const struct th_redis *r)
+{
+    struct redis_url u;
+    char err[256];
+    if (redis_url_parse(r->url, &u, err, sizeof err) != 0)
+        return NULL;
+    return redis_client_new(&u, 1000, 5000);
 }

@@ -125,4 +125,69 @@ int th_kafka_read(const char *bootstrap, const char *topic, int partitions, cons
 /* Connects a TCP socket to 127.0.0.1:port; fd or -1. */
 int th_tcp_connect(int port);
 
+/* A test producer: keyed messages to a topic, with every delivery's partition and offset kept
+ * (the project's producer settings: murmur2_random, so keys land where vmh-producer puts them). */
+struct th_sent {
+    char key[80];
+    char topic[128];
+    int partition;
+    long long offset;
+};
+struct th_kprod;
+struct th_kprod *th_kprod_new(const char *bootstrap);
+/* Queues one message; partition -1 = by key. 0, or -1 if librdkafka refused it. */
+int th_kprod_send(struct th_kprod *p, const char *topic, int partition, const char *key,
+                  const char *value, size_t len);
+/* Queues a SPEC §2 message {"v":1,"entityId":key,"event":"update",...} for key. */
+int th_kprod_send_entity(struct th_kprod *p, const char *topic, int partition, const char *key);
+/* Waits until every queued message is delivered or failed; returns the failures (0 = all
+ * delivered), -1 on timeout. */
+int th_kprod_flush(struct th_kprod *p, long long timeout_ms);
+/* Deliveries so far, in the order they were reported. */
+size_t th_kprod_count(struct th_kprod *p);
+const struct th_sent *th_kprod_sent(struct th_kprod *p, size_t i);
+void th_kprod_free(struct th_kprod *p);
+
+/* The committed offsets of `group` for partitions 0..n-1 of topic into out (-1 = none
+ * committed). Joins no group. 0, or -1 on error. */
+int th_kafka_committed(const char *bootstrap, const char *group, const char *topic, int n,
+                       long long *out);
+
+/* vmh-worker-rec (the worker runtime with the recording handler) against bootstrap and
+ * redis_url, its ops endpoint on a free port, test-friendly Kafka timings (auto commit every
+ * 100 ms, 6 s session timeout, statistics every 500 ms), dummy EspoCRM/Advoware settings, then
+ * extra_env ("NAME=value", NULL-terminated, may be NULL) on top. */
+struct th_worker {
+    struct th_proc proc;
+    int metrics_port;
+};
+int th_worker_start(struct th_worker *w, const char *bootstrap, const char *redis_url,
+                    const char *const *extra_env);
+/* GET /readyz answered 200. */
+bool th_worker_ready(struct th_worker *w);
+
+/* The recording handler's log (vmh-worker-rec, REC_MODE=record): one struct th_run per run. */
+struct th_run_msg {
+    char topic[128];
+    int partition;
+    long long offset;
+};
+struct th_run {
+    char key[80];
+    int pid;
+    int thread;
+    long long start_us, end_us; /* monotonic */
+    size_t n;
+    struct th_run_msg *msgs;
+};
+struct redis_client;
+/* Reads and parses rec:runs; returns the number of runs (-1 on a Redis error) and *out (free
+ * with th_runs_free). */
+long th_rec_runs(struct redis_client *c, struct th_run **out);
+void th_runs_free(struct th_run *runs, long n);
+/* Messages completed so far (rec:count, the sum of n over the runs); -1 on a Redis error. */
+long th_rec_done(struct redis_client *c);
+/* A client of the test's redis-server (fresh connection). */
+struct redis_client *th_redis_client(const struct th_redis *r);
+
 #endif
