@@ -24,10 +24,7 @@
 #define GROUP      "vmh-worker"
 
 struct fx {
-    struct th_kafka kafka;
-    struct th_redis redis;
-    struct redis_client *rc;
-    struct th_kprod *kp;
+    struct th_wstack st;
     struct th_worker w;
     bool worker_started;
 };
@@ -36,12 +33,7 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(th_kafka_start(&f->kafka, PARTITIONS), 0);
-    assert_int_equal(th_redis_start(&f->redis, NULL), 0);
-    f->rc = th_redis_client(&f->redis);
-    f->kp = th_kprod_new(f->kafka.bootstrap);
-    assert_non_null(f->rc);
-    assert_non_null(f->kp);
+    assert_int_equal(th_wstack_start(&f->st, PARTITIONS), 0);
     *state = f;
     return 0;
 }
@@ -51,17 +43,14 @@ static int teardown(void **state)
     struct fx *f = *state;
     if (f->worker_started)
         th_proc_stop(&f->w.proc, SIGKILL, 5000);
-    th_kprod_free(f->kp);
-    redis_client_free(f->rc);
-    th_redis_stop(&f->redis);
-    th_kafka_stop(&f->kafka);
+    th_wstack_stop(&f->st);
     free(f);
     return 0;
 }
 
 static void start_worker(struct fx *f, const char *const *env)
 {
-    assert_int_equal(th_worker_start(&f->w, f->kafka.bootstrap, f->redis.url, env), 0);
+    assert_int_equal(th_worker_start(&f->w, f->st.kafka.bootstrap, f->st.redis.url, env), 0);
     f->worker_started = true;
     bool ok;
     TH_WAIT(ok, th_worker_ready(&f->w), 30000);
@@ -75,36 +64,27 @@ static int stop_worker(struct fx *f, long long timeout_ms)
     return th_proc_stop(&f->w.proc, SIGTERM, timeout_ms);
 }
 
-static long redis_int(struct fx *f, const char *fmt, const char *arg)
-{
-    char err[256];
-    redisReply *r = redis_command(f->rc, err, sizeof err, fmt, arg);
-    long v = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
 static void redis_do(struct fx *f, const char *fmt, const char *a1, const char *a2)
 {
     char err[256];
-    redisReply *r = redis_command(f->rc, err, sizeof err, fmt, a1, a2);
+    redisReply *r = redis_command(f->st.rc, err, sizeof err, fmt, a1, a2);
     assert_non_null(r);
     freeReplyObject(r);
 }
 
-/* Whether a run for key has started (rec:started holds it). */
 static bool started(struct fx *f, const char *key)
 {
-    return redis_int(f, "LPOS rec:started %s", key) >= 0;
+    return th_rec_started(f->st.rc, key);
+}
+
+static long redis_int(struct fx *f, const char *fmt, const char *arg)
+{
+    return th_redis_int(f->st.rc, fmt, arg);
 }
 
 static long long committed(struct fx *f, int partition)
 {
-    long long offs[PARTITIONS];
-    if (th_kafka_committed(f->kafka.bootstrap, GROUP, TOPIC, PARTITIONS, offs) != 0)
-        return -2;
-    return offs[partition];
+    return th_wstack_committed(&f->st, GROUP, TOPIC, partition);
 }
 
 /* ---- ordering ------------------------------------------------------------------------- */
@@ -135,18 +115,18 @@ static void test_per_key_order_across_12_partitions(void **state)
     for (int seq = 0; seq < PERKEY; seq++) {
         for (int k = 0; k < KEYS; k++) {
             snprintf(key, sizeof key, "e%03d", k);
-            assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, -1, key), 0);
+            assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, -1, key), 0);
         }
     }
-    assert_int_equal(th_kprod_flush(f->kp, 30000), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 30000), 0);
     print_message("t+%lld produced\n", th_now_ms() - t0);
     bool ok;
-    TH_WAIT(ok, th_rec_done(f->rc) >= KEYS * PERKEY, 120000);
+    TH_WAIT(ok, th_rec_done(f->st.rc) >= KEYS * PERKEY, 120000);
     assert_true(ok);
     print_message("t+%lld handled\n", th_now_ms() - t0);
 
     struct th_run *runs;
-    long n = th_rec_runs(f->rc, &runs);
+    long n = th_rec_runs(f->st.rc, &runs);
     assert_true(n > 0);
     qsort(runs, (size_t)n, sizeof *runs, by_start);
 
@@ -156,8 +136,8 @@ static void test_per_key_order_across_12_partitions(void **state)
     for (int k = 0; k < KEYS; k++)
         last_offset[k] = last_end[k] = -1;
     int partition_of[KEYS];
-    for (size_t i = 0; i < th_kprod_count(f->kp); i++) {
-        const struct th_sent *s = th_kprod_sent(f->kp, i);
+    for (size_t i = 0; i < th_kprod_count(f->st.kp); i++) {
+        const struct th_sent *s = th_kprod_sent(f->st.kp, i);
         partition_of[key_index(s->key)] = s->partition;
     }
     long max_overlap = 0, total = 0;
@@ -192,8 +172,8 @@ static void test_per_key_order_across_12_partitions(void **state)
 
     /* Every offset stored and committed: the group is at the end of each partition. */
     long long want[PARTITIONS] = {0};
-    for (size_t i = 0; i < th_kprod_count(f->kp); i++) {
-        const struct th_sent *s = th_kprod_sent(f->kp, i);
+    for (size_t i = 0; i < th_kprod_count(f->st.kp); i++) {
+        const struct th_sent *s = th_kprod_sent(f->st.kp, i);
         if (s->offset + 1 > want[s->partition])
             want[s->partition] = s->offset + 1;
     }
@@ -218,14 +198,14 @@ static void test_burst_for_one_key_coalesces(void **state)
     redis_do(f, "SET %s %s", "rec:hold:hot", "1");
     start_worker(f, env);
 
-    assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, -1, "hot"), 0);
-    assert_int_equal(th_kprod_flush(f->kp, 10000), 0);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, -1, "hot"), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
     bool ok;
     TH_WAIT(ok, started(f, "hot"), 20000);
     assert_true(ok);
     for (int i = 0; i < 49; i++)
-        assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, -1, "hot"), 0);
-    assert_int_equal(th_kprod_flush(f->kp, 10000), 0);
+        assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, -1, "hot"), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
     TH_WAIT(ok, th_metric(f->w.metrics_port, "vmh_messages_consumed_total", NULL) == 50, 20000);
     assert_true(ok);
 
@@ -236,11 +216,11 @@ static void test_burst_for_one_key_coalesces(void **state)
         th_sleep_ms(50);
     }
     redis_do(f, "DEL %s", "rec:hold:hot", NULL);
-    TH_WAIT(ok, th_rec_done(f->rc) == 50, 20000);
+    TH_WAIT(ok, th_rec_done(f->st.rc) == 50, 20000);
     assert_true(ok);
 
     struct th_run *runs;
-    long n = th_rec_runs(f->rc, &runs);
+    long n = th_rec_runs(f->st.rc, &runs);
     assert_int_equal(n, 2);
     assert_int_equal(runs[0].n, 1);
     assert_int_equal(runs[1].n, 49);
@@ -263,17 +243,17 @@ static void test_commit_waits_for_slow_key_in_same_partition(void **state)
     start_worker(f, env);
 
     /* offset 0 finishes first, so something is committed (lag is unknown before that) */
-    assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, 0, "first"), 0);
-    assert_int_equal(th_kprod_flush(f->kp, 10000), 0);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 0, "first"), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
     bool ok;
     TH_WAIT(ok, committed(f, 0) == 1, 20000);
     assert_true(ok);
 
-    assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, 0, "slow"), 0); /* offset 1 */
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 0, "slow"), 0); /* offset 1 */
     for (int i = 0; i < 5; i++)
-        assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, 0, "fast"), 0); /* 2..6 */
-    assert_int_equal(th_kprod_flush(f->kp, 10000), 0);
-    TH_WAIT(ok, th_rec_done(f->rc) == 6, 20000);
+        assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 0, "fast"), 0); /* 2..6 */
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
+    TH_WAIT(ok, th_rec_done(f->st.rc) == 6, 20000);
     assert_true(ok);
 
     /* fast's five are done, slow's one is not: for a while (many auto-commit intervals of
@@ -307,7 +287,7 @@ static void read_dlq(struct fx *f, char *value, size_t vlen, char hdr[4][128])
 {
     static const char *const names[4] = {"error", "topic", "partition", "offset"};
     char err[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(f->kafka.bootstrap, "test-dlq", err, sizeof err);
+    rd_kafka_conf_t *conf = kafka_conf_new(f->st.kafka.bootstrap, "test-dlq", err, sizeof err);
     assert_non_null(conf);
     assert_int_equal(kafka_conf_set(conf, "group.id", "test-dlq", err, sizeof err), 0);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
@@ -348,11 +328,11 @@ static void test_poison_message_goes_to_dlq_and_partition_flows(void **state)
     start_worker(f, NULL);
 
     static const char poison[] = "{\"v\":1,\"event\":\"update\"}"; /* no entityId */
-    assert_int_equal(th_kprod_send(f->kp, TOPIC, 3, "bad", poison, strlen(poison)), 0);
-    assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, 3, "after"), 0);
-    assert_int_equal(th_kprod_flush(f->kp, 10000), 0);
+    assert_int_equal(th_kprod_send(f->st.kp, TOPIC, 3, "bad", poison, strlen(poison)), 0);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 3, "after"), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
     bool ok;
-    TH_WAIT(ok, th_rec_done(f->rc) == 1, 20000);
+    TH_WAIT(ok, th_rec_done(f->st.rc) == 1, 20000);
     assert_true(ok);
 
     char value[256], hdr[4][128];
@@ -377,14 +357,14 @@ static void test_busy_lock_completes_without_a_run(void **state)
     redis_do(f, "SET %s %s", "sync_lock:cbeteiligte:taken", "someone-else:1");
     start_worker(f, env);
 
-    assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, 5, "taken"), 0);
-    assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, 5, "free"), 0);
-    assert_int_equal(th_kprod_flush(f->kp, 10000), 0);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 5, "taken"), 0);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 5, "free"), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
     bool ok;
     TH_WAIT(ok, committed(f, 5) == 2, 30000);
     assert_true(ok);
     assert_true(th_metric(f->w.metrics_port, "vmh_lock_busy_total", NULL) == 1);
-    assert_int_equal(th_rec_done(f->rc), 1); /* only "free" ran */
+    assert_int_equal(th_rec_done(f->st.rc), 1); /* only "free" ran */
     assert_false(started(f, "taken"));
     /* the other holder's lock is untouched */
     assert_int_equal(redis_int(f, "EXISTS %s", "sync_lock:cbeteiligte:taken"), 1);
@@ -403,11 +383,11 @@ static void test_sigterm_under_load_commits_exactly_the_finished_work(void **sta
     char key[16];
     for (int i = 0; i < 600; i++) {
         snprintf(key, sizeof key, "s%03d", i % 150);
-        assert_int_equal(th_kprod_send_entity(f->kp, TOPIC, -1, key), 0);
+        assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, -1, key), 0);
     }
-    assert_int_equal(th_kprod_flush(f->kp, 10000), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
     bool ok;
-    TH_WAIT(ok, th_rec_done(f->rc) >= 40, 30000);
+    TH_WAIT(ok, th_rec_done(f->st.rc) >= 40, 30000);
     assert_true(ok);
     long long t0 = th_now_ms();
     assert_int_equal(th_proc_stop(&f->w.proc, SIGTERM, 15000), 0);
@@ -417,7 +397,7 @@ static void test_sigterm_under_load_commits_exactly_the_finished_work(void **sta
     /* Per partition: the finished offsets; committed == first unfinished. */
     static bool done[PARTITIONS][4096];
     struct th_run *runs;
-    long n = th_rec_runs(f->rc, &runs);
+    long n = th_rec_runs(f->st.rc, &runs);
     long finished = 0;
     for (long i = 0; i < n; i++) {
         for (size_t j = 0; j < runs[i].n; j++) {
@@ -429,7 +409,7 @@ static void test_sigterm_under_load_commits_exactly_the_finished_work(void **sta
     th_runs_free(runs, n);
     assert_true(finished < 600); /* stopped under load */
     long long offs[PARTITIONS];
-    assert_int_equal(th_kafka_committed(f->kafka.bootstrap, GROUP, TOPIC, PARTITIONS, offs), 0);
+    assert_int_equal(th_kafka_committed(f->st.kafka.bootstrap, GROUP, TOPIC, PARTITIONS, offs), 0);
     for (int p = 0; p < PARTITIONS; p++) {
         long long first_unfinished = 0;
         while (done[p][first_unfinished])

@@ -816,3 +816,59 @@ struct redis_client *th_redis_client(const struct th_redis *r)
         return NULL;
     return redis_client_new(&u, 1000, 5000);
 }
+
+/* ---- worker test stack ------------------------------------------------------------------- */
+
+int th_wstack_start(struct th_wstack *s, int partitions)
+{
+    memset(s, 0, sizeof *s);
+    s->partitions = partitions;
+    if (th_kafka_start(&s->kafka, partitions) != 0)
+        return -1;
+    if (th_redis_start(&s->redis, NULL) != 0) {
+        th_kafka_stop(&s->kafka);
+        return -1;
+    }
+    s->rc = th_redis_client(&s->redis);
+    s->kp = th_kprod_new(s->kafka.bootstrap);
+    if (!s->rc || !s->kp) {
+        th_wstack_stop(s);
+        return -1;
+    }
+    return 0;
+}
+
+void th_wstack_stop(struct th_wstack *s)
+{
+    th_kprod_free(s->kp);
+    redis_client_free(s->rc);
+    th_redis_stop(&s->redis);
+    th_kafka_stop(&s->kafka);
+    s->kp = NULL;
+    s->rc = NULL;
+}
+
+long th_redis_int(struct redis_client *c, const char *fmt, const char *arg)
+{
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof err, fmt, arg);
+    long v = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+bool th_rec_started(struct redis_client *c, const char *key)
+{
+    return th_redis_int(c, "LPOS rec:started %s", key) >= 0;
+}
+
+long long th_wstack_committed(struct th_wstack *s, const char *group, const char *topic,
+                              int partition)
+{
+    long long offs[256];
+    if (partition < 0 || partition >= s->partitions || s->partitions > 256 ||
+        th_kafka_committed(s->kafka.bootstrap, group, topic, s->partitions, offs) != 0)
+        return -2;
+    return offs[partition];
+}

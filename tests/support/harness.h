@@ -190,4 +190,23 @@ long th_rec_done(struct redis_client *c);
 /* A client of the test's redis-server (fresh connection). */
 struct redis_client *th_redis_client(const struct th_redis *r);
 
+/* What every worker test runs against: kafka-mock (partitions), a redis-server, a client of it
+ * and a test producer. */
+struct th_wstack {
+    struct th_kafka kafka;
+    struct th_redis redis;
+    struct redis_client *rc;
+    struct th_kprod *kp;
+    int partitions;
+};
+int th_wstack_start(struct th_wstack *s, int partitions);
+void th_wstack_stop(struct th_wstack *s);
+/* Integer reply of a one-argument command ("EXISTS %s"), -1 on error or another reply type. */
+long th_redis_int(struct redis_client *c, const char *fmt, const char *arg);
+/* Whether a run for key has started (vmh-worker-rec's rec:started holds it). */
+bool th_rec_started(struct redis_client *c, const char *key);
+/* The group's committed offset of one partition of topic (-1 none, -2 error). */
+long long th_wstack_committed(struct th_wstack *s, const char *group, const char *topic,
+                              int partition);
+
 #endif
