@@ -297,7 +297,7 @@ static void run_key(struct executor *ex, unsigned index, struct ex_key *k)
         ex->queued += n;
         k->not_before = util_monotonic_ms() + (retry_after > 0 ? retry_after : 0);
     } else {
-        ex_msg_fn fn = res == EX_RETRY ? ex->drop : ex->done;
+        ex_msg_fn fn = res == EX_DONE ? ex->done : ex->drop;
         while (list) {
             struct ex_msg *next = list->next;
             list->next = NULL;

@@ -7,10 +7,11 @@
  * front of the key's queue and the key waits until the given delay has passed.
  *
  * Ownership: executor_submit() takes a message; it comes back exactly once, either through
- * done() (the run completed it) or through drop() (discarded unfinished: executor_drop(),
- * executor_close_queue(), executor_free()). done() is called on an executor thread while the
- * executor's lock is held, so a waiter in executor_wait_idle() sees a message's completion
- * before it sees the run end; done() must be short and must not call back into the executor. */
+ * done() (the run completed it) or through drop() (discarded unfinished: EX_DROP,
+ * executor_drop(), executor_close_queue(), executor_free()). done() is called on an executor thread
+ * while the executor's lock is held, so a waiter in executor_wait_idle() sees a message's
+ * completion before it sees the run end; done() must be short and must not call back into the
+ * executor. */
 #ifndef VMH_EXECUTOR_H
 #define VMH_EXECUTOR_H
 
@@ -29,7 +30,10 @@ struct ex_msg {
     struct msg m; /* decoded value; m.entity_id is the key */
 };
 
-enum ex_result { EX_DONE, EX_RETRY };
+/* EX_DONE: the messages are finished (done()). EX_RETRY: run them again after
+ * *retry_after_ms. EX_DROP: discard them unfinished (drop()), e.g. their partition went to
+ * another consumer. */
+enum ex_result { EX_DONE, EX_RETRY, EX_DROP };
 
 /* Runs msgs[0..n-1] (all of one key, oldest first) on executor thread `thread` (0..N-1). On
  * EX_RETRY, *retry_after_ms says when to try again. */

@@ -417,10 +417,30 @@ static void ex_drop(void *ud, struct ex_msg *m)
     free(m);
 }
 
+/* Whether a run still matters here: false once every message's partition is being revoked
+ * (the new owner repeats them). Only messages requeued for a retry can get here after their
+ * partition's queued messages were dropped. */
+static bool run_wanted(struct wk_runtime *rt, struct ex_msg *const *msgs, size_t n)
+{
+    bool wanted = false;
+    uv_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < n && !wanted; i++)
+        wanted = !msgs[i]->part->draining;
+    uv_mutex_unlock(&rt->mu);
+    return wanted;
+}
+
+struct run_state {
+    struct wk_runtime *rt;
+    struct ex_msg *const *msgs;
+    size_t n;
+};
+
+/* Stops waiting for a busy lock at shutdown or when the partition goes to another worker. */
 static bool lock_cancelled(void *ud)
 {
-    struct wk_runtime *rt = ud;
-    return atomic_load(&rt->stop);
+    struct run_state *rs = ud;
+    return atomic_load(&rs->rt->stop) || !run_wanted(rs->rt, rs->msgs, rs->n);
 }
 
 bool wk_lock_lost(struct wk_ctx *ctx)
@@ -449,11 +469,14 @@ static enum ex_result ex_run(void *ud, unsigned thread, const char *key, struct 
         *retry_after_ms = REDIS_RETRY_MS;
         return EX_RETRY;
     }
+    if (!run_wanted(rt, msgs, n))
+        return EX_DROP; /* revoked meanwhile: the new owner runs them */
     struct redis_client *rc = rt->tredis[thread];
     struct lock_held held;
+    struct run_state rs = {.rt = rt, .msgs = msgs, .n = n};
     long long t0 = util_monotonic_ms();
-    switch (lock_acquire(rc, key, rt->lock_ttl_ms, rt->lock_wait_ms, lock_cancelled, rt, &held, err,
-                         sizeof err)) {
+    switch (lock_acquire(rc, key, rt->lock_ttl_ms, rt->lock_wait_ms, lock_cancelled, &rs, &held,
+                         err, sizeof err)) {
     case LOCK_ACQUIRED:
         break;
     case LOCK_BUSY:
@@ -463,8 +486,8 @@ static enum ex_result ex_run(void *ud, unsigned thread, const char *key, struct 
         log_info("entity lock busy; messages completed without a sync", LOG_STR("entity_id", key),
                  LOG_INT("messages", n));
         return EX_DONE;
-    case LOCK_CANCELLED:
-        return EX_RETRY;
+    case LOCK_CANCELLED: /* shutdown or revoked: unfinished, the next owner runs them */
+        return EX_DROP;
     case LOCK_ERROR:
     default:
         if (!atomic_exchange(&rt->redis_down, true))
