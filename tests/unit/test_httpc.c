@@ -195,7 +195,7 @@ static int client_ports(int server_port, int *out, int max)
 static void test_get_json(void **state)
 {
     struct fx *fx = *state;
-    struct httpc *c = client(5000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *out = NULL;
     char u[128], err[256];
@@ -215,7 +215,7 @@ static void test_get_json(void **state)
 static void test_post_json_round_trip(void **state)
 {
     struct fx *fx = *state;
-    struct httpc *c = client(5000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *in = json_pack("{s:i,s:s,s:[i,i]}", "a", 1, "name", "M\xc3\xbcller", "list", 1, 2);
     json_t *out = NULL;
@@ -242,7 +242,7 @@ static void test_post_json_round_trip(void **state)
 static void test_put_then_get_reuses_connection_without_body(void **state)
 {
     struct fx *fx = *state;
-    struct httpc *c = client(5000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *out = NULL;
     char u[128], err[256];
@@ -274,7 +274,7 @@ static void test_put_then_get_reuses_connection_without_body(void **state)
 static void test_head_and_delete(void **state)
 {
     struct fx *fx = *state;
-    struct httpc *c = client(5000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *out = NULL;
     char u[128], err[256];
@@ -299,7 +299,7 @@ static void test_head_and_delete(void **state)
 static void test_non_json_body_is_not_an_error(void **state)
 {
     struct fx *fx = *state;
-    struct httpc *c = client(5000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *out = (json_t *)1;
     char u[128], err[256];
@@ -317,7 +317,7 @@ static void test_non_json_body_is_not_an_error(void **state)
 static void test_custom_headers_delivered(void **state)
 {
     struct fx *fx = *state;
-    struct httpc_opts o = {.timeout_ms = 5000, .user_agent = "test-agent/1"};
+    struct httpc_opts o = {.timeout_ms = 30000, .user_agent = "test-agent/1"};
     struct httpc *c = httpc_new(&o);
     assert_non_null(c);
     struct httpc_resp resp;
@@ -338,7 +338,7 @@ static void test_custom_headers_delivered(void **state)
 static void test_large_body_sent_without_expect(void **state)
 {
     struct fx *fx = *state;
-    struct httpc *c = client(10000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *out = NULL;
     char u[128], err[256];
@@ -363,7 +363,7 @@ static void test_large_body_sent_without_expect(void **state)
 static void test_status_409_passes_through(void **state)
 {
     struct fx *fx = *state;
-    struct httpc *c = client(5000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *in = json_pack("{s:i}", "v", 1);
     json_t *out = NULL;
@@ -384,7 +384,7 @@ static void test_connection_refused(void **state)
     (void)state;
     int port = th_free_port();
     assert_true(port > 0);
-    struct httpc *c = client(5000);
+    struct httpc *c = client(30000);
     struct httpc_resp resp;
     json_t *out = (json_t *)1;
     char u[128], err[256] = "";
