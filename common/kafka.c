@@ -92,9 +92,13 @@ static enum log_level kafka_log_level(int syslog_level)
     return LOG_DEBUG;
 }
 
-/* Runs on librdkafka's own threads (no log.queue): log_write() is thread-safe. */
+/* Runs on librdkafka's own threads (no log.queue): log_write() is thread-safe. KAFKA_CFG_*
+ * applies to every handle of a binary, so a consumer property on the worker's DLQ producer is
+ * expected, not worth a warning. */
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    if (fac && strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this"))
+        level = 7;
     log_write(kafka_log_level(level), buf, LOG_STR("facility", fac),
               LOG_STR("client", rk ? rd_kafka_name(rk) : NULL), LOG_END);
 }

@@ -287,8 +287,11 @@ static void run_key(struct executor *ex, unsigned index, struct ex_key *k)
     ex->runs--;
     if (res == EX_RETRY && !ex->closed) {
         struct ex_msg *last = list;
-        while (last->next)
-            last = last->next;
+        for (;; last = last->next) {
+            last->retries++;
+            if (!last->next)
+                break;
+        }
         last->next = k->head;
         if (!k->head)
             k->tail = last;

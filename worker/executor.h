@@ -27,7 +27,8 @@ struct ex_msg {
     struct ex_msg *next;  /* the executor's link */
     struct wk_part *part; /* the partition the message came from */
     int64_t offset;
-    struct msg m; /* decoded value; m.entity_id is the key */
+    unsigned retries; /* runs of this message that answered EX_RETRY so far */
+    struct msg m;     /* decoded value; m.entity_id is the key */
 };
 
 /* EX_DONE: the messages are finished (done()). EX_RETRY: run them again after

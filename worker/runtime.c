@@ -504,7 +504,10 @@ static enum ex_result ex_run(void *ud, unsigned thread, const char *key, struct 
         *retry_after_ms = REDIS_RETRY_MS;
         return EX_RETRY;
     }
+    unsigned attempt = 0;
     for (size_t i = 0; i < n; i++) {
+        if (msgs[i]->retries > attempt)
+            attempt = msgs[i]->retries;
         ev[i] = (struct wk_event){.topic = msgs[i]->part->topic,
                                   .partition = msgs[i]->part->partition,
                                   .offset = msgs[i]->offset,
@@ -513,6 +516,7 @@ static enum ex_result ex_run(void *ud, unsigned thread, const char *key, struct 
     struct wk_ctx ctx = {.thread = thread,
                          .thread_ud = rt->thread_ud[thread],
                          .redis = rc,
+                         .attempt = attempt,
                          .rt = rt,
                          .lock_id = lock_renewer_add(rt->renewer, &held)};
     enum wk_result r = h->run(h->ud, &ctx, key, ev, n);

@@ -27,6 +27,7 @@ struct run_rec {
     char key[16];
     size_t n;
     int64_t first, last;
+    unsigned retries_first, retries_last;
     long long start_ms, end_ms;
 };
 
@@ -99,6 +100,8 @@ static enum ex_result run(void *ud, unsigned thread, const char *key, struct ex_
         rr->n = n;
         rr->first = msgs[0]->offset;
         rr->last = msgs[n - 1]->offset;
+        rr->retries_first = msgs[0]->retries;
+        rr->retries_last = msgs[n - 1]->retries;
         rr->start_ms = start;
         rr->end_ms = th_now_ms();
     }
@@ -287,6 +290,8 @@ static void test_retry_runs_again_after_delay_with_later_messages_behind(void **
     assert_int_equal(r->runs[1].n, 3); /* the retried ones first, then the newer one */
     assert_int_equal(r->runs[1].first, 0);
     assert_int_equal(r->runs[1].last, 2);
+    assert_int_equal(r->runs[1].retries_first, 1); /* retried once */
+    assert_int_equal(r->runs[1].retries_last, 0);  /* queued meanwhile: its first run */
     assert_true(r->runs[1].start_ms - r->runs[0].end_ms >= 25); /* lower bound only */
     assert_false(r->order_violation);
     executor_free(ex);
