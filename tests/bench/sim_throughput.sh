@@ -17,8 +17,9 @@
 # Exit: 0 every simulator meets the target, 1 one does not (or answered errors), 2 setup failed.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${VMH_BIN_DIR:-$ROOT/build/bin}
+BENCH=sim_throughput
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SIMS=${SIMS:-"advoware espocrm"}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
@@ -31,31 +32,7 @@ ADVO_APP_ID=vmh-dev
 ADVO_API_KEY=ZGV2LWFkdm93YXJlLWtleQ==
 ESPO_API_KEY=dev-espocrm-key
 
-WORK=$(mktemp -d)
-PIDS=()
-
-# shellcheck disable=SC2317 # invoked by the trap
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-    echo "sim_throughput: $*" >&2
-    exit 2
-}
-
-for tool in wrk taskset curl openssl base64 od; do
-    command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk util-linux curl openssl coreutils)"
-done
+need wrk taskset curl openssl base64 od
 
 # start_sim NAME [ARGS...]: starts build/bin/NAME pinned to SIM_CPU on a free port; sets PORT.
 start_sim() {

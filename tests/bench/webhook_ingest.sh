@@ -8,42 +8,16 @@
 # Environment: VMH_BIN_DIR (build/bin), DURATION (10s), CONNS (32), PRODUCER_CPU (0), WRK_CPU (1).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${VMH_BIN_DIR:-$ROOT/build/bin}
+BENCH=webhook_ingest
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 PRODUCER_CPU=${PRODUCER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
-WORK=$(mktemp -d)
-PIDS=()
 
-# shellcheck disable=SC2317 # invoked by the trap
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-die() { echo "webhook_ingest: $*" >&2; exit 2; }
-
-for tool in wrk taskset curl openssl base64 redis-server; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
+need wrk taskset curl openssl base64 redis-server
 [[ -x $BIN/vmh-producer && -x $BIN/kafka-mock ]] || die "build first (make)"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# first_line FILE: waits up to 10 s for the first line of FILE.
-first_line() {
-    local deadline=$((SECONDS + 10)) line=""
-    while ((SECONDS < deadline)); do
-        line=$(head -n 1 "$1" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        sleep 0.05 # polling interval
-    done
-    return 1
-}
 
 "$BIN/kafka-mock" --partitions 12 >"$WORK/kafka.out" 2>"$WORK/kafka.err" &
 PIDS+=("$!")

@@ -12,42 +12,17 @@
 # the backlog is sized for about this many seconds at the limit; 200 .. 20 000 messages).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${VMH_BIN_DIR:-$ROOT/build/bin}
+BENCH=worker_throughput
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 L=${L:-20}
 SETTINGS=${SETTINGS:-"1 8 32 128"}
 SECONDS_PER=${SECONDS_PER:-4}
-WORK=$(mktemp -d)
-PIDS=()
 
-# shellcheck disable=SC2317 # invoked by the trap
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-trap 'cleanup; rm -rf "$WORK"' EXIT
-die() { echo "worker_throughput: $*" >&2; exit 2; }
-
-for tool in kcat curl redis-server redis-cli python3; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
+need kcat curl redis-server redis-cli python3
 [[ -x $BIN/vmh-worker-rec && -x $BIN/kafka-mock ]] || die "build first (make)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
-
-# first_line FILE: waits up to 10 s for the first line of FILE.
-first_line() {
-    local deadline=$((SECONDS + 10)) line=""
-    while ((SECONDS < deadline)); do
-        line=$(head -n 1 "$1" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        sleep 0.05 # polling interval
-    done
-    return 1
-}
 
 # one CONCURRENCY: prints "concurrency limit measured ratio rss_mib runs"
 one() {
@@ -94,7 +69,7 @@ PY
     # utime + stime of the whole worker life (joining included), in clock ticks
     cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$wpid/stat")
     runs=$(curl -s "http://127.0.0.1:$mport/metrics" | awk '/^vmh_runs_total\{result="done"\}/ {print $2}')
-    cleanup
+    stop_all
     python3 - "$conc" "$limit" "$m" "$c_first" "$t_first" "$t_end" "$rss" "$runs" "$cpu" <<'PY'
 import sys
 conc, limit, m, c_first = (int(x) for x in sys.argv[1:5])

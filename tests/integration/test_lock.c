@@ -122,21 +122,9 @@ static const char *get_value(struct redis_client *c, const char *key, char *buf,
     return buf;
 }
 
-static long long integer_reply(struct redis_client *c, const char *cmd, const char *key)
-{
-    char err[256];
-    redisReply *r = redis_command(c, err, sizeof err, "%s %s", cmd, key);
-    if (!r)
-        fail_msg("%s %s: %s", cmd, key, err);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
 static bool key_exists(struct redis_client *c, const char *key)
 {
-    return integer_reply(c, "EXISTS", key) == 1;
+    return th_redis_int(c, "EXISTS %s", key) == 1;
 }
 
 static bool key_holds(struct redis_client *c, const char *key, const char *token)
@@ -169,7 +157,7 @@ static void test_acquire_sets_key_and_release_deletes_it(void **state)
     assert_int_equal(h.ttl_ms, LONG_TTL_MS);
     assert_int_equal(strncmp(h.token, lock_instance_id(), strlen(lock_instance_id())), 0);
     assert_true(key_holds(f->client, key, h.token));
-    long long pttl = integer_reply(f->client, "PTTL", key);
+    long long pttl = th_redis_int(f->client, "PTTL %s", key);
     assert_true(pttl > 0 && pttl <= LONG_TTL_MS);
 
     assert_int_equal(lock_release(f->client, &h, err, sizeof err), 1);
@@ -192,7 +180,7 @@ static void test_only_the_token_holder_releases_or_renews(void **state)
     assert_true(key_holds(f->client, mine.key, mine.token));
     theirs.ttl_ms = 10 * LONG_TTL_MS;
     assert_int_equal(lock_renew(f->client, &theirs, err, sizeof err), 0);
-    assert_true(integer_reply(f->client, "PTTL", mine.key) <= LONG_TTL_MS);
+    assert_true(th_redis_int(f->client, "PTTL %s", mine.key) <= LONG_TTL_MS);
 
     assert_int_equal(lock_renew(f->client, &mine, err, sizeof err), 1);
     assert_int_equal(lock_release(f->client, &mine, err, sizeof err), 1);
@@ -206,7 +194,7 @@ static void test_renew_extends_ttl(void **state)
     acquire_ok(f->client, "e-renew", 1000, &h);
     h.ttl_ms = LONG_TTL_MS;
     assert_int_equal(lock_renew(f->client, &h, err, sizeof err), 1);
-    assert_true(integer_reply(f->client, "PTTL", h.key) > 1000);
+    assert_true(th_redis_int(f->client, "PTTL %s", h.key) > 1000);
 }
 
 /* ---- waiting ------------------------------------------------------------------------------ */
@@ -436,7 +424,7 @@ static void test_renewer_keeps_lock_alive_until_removed(void **state)
         th_sleep_ms(20);
     }
     assert_true(held);
-    assert_true(integer_reply(f->client, "PTTL", h.key) > 0);
+    assert_true(th_redis_int(f->client, "PTTL %s", h.key) > 0);
     assert_false(lock_renewer_lost(r, id));
 
     assert_false(lock_renewer_remove(r, id));

@@ -286,18 +286,9 @@ static void test_commit_waits_for_slow_key_in_same_partition(void **state)
 static void read_dlq(struct fx *f, char *value, size_t vlen, char hdr[4][128])
 {
     static const char *const names[4] = {"error", "topic", "partition", "offset"};
-    char err[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(f->st.kafka.bootstrap, "test-dlq", err, sizeof err);
-    assert_non_null(conf);
-    assert_int_equal(kafka_conf_set(conf, "group.id", "test-dlq", err, sizeof err), 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    rd_kafka_t *rk =
+        th_kafka_reader(f->st.kafka.bootstrap, "test-dlq", "vmh.beteiligte.dlq", PARTITIONS);
     assert_non_null(rk);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (int p = 0; p < PARTITIONS; p++)
-        rd_kafka_topic_partition_list_add(parts, "vmh.beteiligte.dlq", p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
     long long end = th_now_ms() + 20000;
     bool got = false;
     while (!got && th_now_ms() < end) {

@@ -501,29 +501,40 @@ double th_metric(int port, const char *name, const char *labels)
     return total;
 }
 
-int th_kafka_read(const char *bootstrap, const char *topic, int partitions, const char *key_prefix,
-                  const char *stop_key, struct th_msg *out, int want, long long timeout_ms)
+rd_kafka_t *th_kafka_reader(const char *bootstrap, const char *group, const char *topic,
+                            int partitions)
 {
     char err[512];
     rd_kafka_conf_t *conf = kafka_conf_new(bootstrap, "test-reader", err, sizeof err);
     /* assign() needs a group id but joins no group: no wait for the mock's group join */
-    if (!conf || kafka_conf_set(conf, "group.id", "test-reader", err, sizeof err) != 0 ||
+    if (!conf || kafka_conf_set(conf, "group.id", group, err, sizeof err) != 0 ||
         kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) != 0) {
         fprintf(stderr, "harness: kafka reader: %s\n", err);
         if (conf)
             rd_kafka_conf_destroy(conf);
-        return -1;
+        return NULL;
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        return -1;
+        return NULL;
     }
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; p++)
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
+    if (topic) {
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+        for (int p = 0; p < partitions; p++)
+            rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(rk, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    return rk;
+}
+
+int th_kafka_read(const char *bootstrap, const char *topic, int partitions, const char *key_prefix,
+                  const char *stop_key, struct th_msg *out, int want, long long timeout_ms)
+{
+    rd_kafka_t *rk = th_kafka_reader(bootstrap, "test-reader", topic, partitions);
+    if (!rk)
+        return -1;
     int n = 0;
     long long end = th_now_ms() + timeout_ms;
     while (n < want && th_now_ms() < end) {
@@ -659,18 +670,9 @@ void th_kprod_free(struct th_kprod *p)
 int th_kafka_committed(const char *bootstrap, const char *group, const char *topic, int n,
                        long long *out)
 {
-    char err[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(bootstrap, "test-committed", err, sizeof err);
-    if (!conf || kafka_conf_set(conf, "group.id", group, err, sizeof err) != 0) {
-        if (conf)
-            rd_kafka_conf_destroy(conf);
+    rd_kafka_t *rk = th_kafka_reader(bootstrap, group, NULL, 0);
+    if (!rk)
         return -1;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++)
         rd_kafka_topic_partition_list_add(parts, topic, i);

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 
 /* build/bin, where every binary of the project lands (set by CMake). */
 const char *th_bin_dir(void);
@@ -147,6 +148,11 @@ int th_kprod_flush(struct th_kprod *p, long long timeout_ms);
 size_t th_kprod_count(struct th_kprod *p);
 const struct th_sent *th_kprod_sent(struct th_kprod *p, size_t i);
 void th_kprod_free(struct th_kprod *p);
+
+/* A consumer of group (joining nothing) assigned to partitions 0..partitions-1 of topic from
+ * the beginning (topic NULL: assigned nothing, for rd_kafka_committed()). NULL on error. */
+rd_kafka_t *th_kafka_reader(const char *bootstrap, const char *group, const char *topic,
+                            int partitions);
 
 /* The committed offsets of `group` for partitions 0..n-1 of topic into out (-1 = none
  * committed). Joins no group. 0, or -1 on error. */
