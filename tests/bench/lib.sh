@@ -44,3 +44,14 @@ first_line() {
     done
     return 1
 }
+
+# start_backends: kafka-mock (12 partitions) and a private redis-server on a free port; sets
+# BROKERS and REDIS_PORT.
+start_backends() {
+    "$BIN/kafka-mock" --partitions 12 >"$WORK/kafka.out" 2>"$WORK/kafka.err" &
+    PIDS+=("$!")
+    BROKERS=$(first_line "$WORK/kafka.out") || die "kafka-mock did not start"
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+    PIDS+=("$!")
+}

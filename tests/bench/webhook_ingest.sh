@@ -19,12 +19,7 @@ WRK_CPU=${WRK_CPU:-1}
 need wrk taskset curl openssl base64 redis-server
 [[ -x $BIN/vmh-producer && -x $BIN/kafka-mock ]] || die "build first (make)"
 
-"$BIN/kafka-mock" --partitions 12 >"$WORK/kafka.out" 2>"$WORK/kafka.err" &
-PIDS+=("$!")
-BROKERS=$(first_line "$WORK/kafka.out") || die "kafka-mock did not start"
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
-PIDS+=("$!")
+start_backends
 PORT=$(free_port)
 BODY='[{"id":"68e4aef68d2b4fb98","name":"Mustermann"}]'
 SIG=$( (printf 'wh1:'; printf %s "$BODY" | openssl dgst -sha256 -hmac s3cret -binary) | base64 -w0)

@@ -26,28 +26,23 @@ now() { date +%s.%N; }
 
 # one CONCURRENCY: prints "concurrency limit measured ratio rss_mib runs"
 one() {
-    local conc=$1 limit m brokers rport mport wpid count t_first="" c_first=0 t_end deadline
+    local conc=$1 limit m mport wpid count t_first="" c_first=0 t_end deadline
     limit=$((conc * 1000 / L))
     m=$((limit * SECONDS_PER))
     ((m < 200)) && m=200
     ((m > 20000)) && m=20000
 
-    "$BIN/kafka-mock" --partitions 12 >"$WORK/kafka.out" 2>"$WORK/kafka.err" &
-    PIDS+=("$!")
-    brokers=$(first_line "$WORK/kafka.out") || die "kafka-mock did not start"
-    rport=$(free_port)
-    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
-    PIDS+=("$!")
+    start_backends
     python3 - "$m" >"$WORK/msgs" <<'PY'
 import sys
 for i in range(int(sys.argv[1])):
     k = "b%06d" % i
     print('%s:{"v":1,"entityId":"%s","event":"update","source":"webhook"}' % (k, k))
 PY
-    kcat -P -b "$brokers" -t vmh.beteiligte.update -K: -l "$WORK/msgs" || die "kcat failed"
+    kcat -P -b "$BROKERS" -t vmh.beteiligte.update -K: -l "$WORK/msgs" || die "kcat failed"
 
     mport=$(free_port)
-    KAFKA_BROKERS=$brokers REDIS_URL=redis://127.0.0.1:$rport METRICS_LISTEN=127.0.0.1:$mport \
+    KAFKA_BROKERS=$BROKERS REDIS_URL=redis://127.0.0.1:$REDIS_PORT METRICS_LISTEN=127.0.0.1:$mport \
     ESPOCRM_URL=http://127.0.0.1:9 ESPOCRM_API_KEY=k ADVOWARE_URL=http://127.0.0.1:9 \
     ADVOWARE_APP_ID=a ADVOWARE_API_KEY=a2V5 ADVOWARE_KANZLEI=k ADVOWARE_DATABASE=d \
     ADVOWARE_USER=u ADVOWARE_PASSWORD=p LOG_LEVEL=warn REC_MODE=count REC_SLEEP_MS=$L \
@@ -58,7 +53,7 @@ PY
     deadline=$((SECONDS + 30 + 10 * SECONDS_PER))
     while :; do
         ((SECONDS < deadline)) || die "concurrency $conc: timed out ($(cat "$WORK/worker.err"))"
-        count=$(redis-cli -p "$rport" GET rec:count 2>/dev/null || true)
+        count=$(redis-cli -p "$REDIS_PORT" GET rec:count 2>/dev/null || true)
         count=${count:-0}
         if [[ -z $t_first && $count -gt 0 ]]; then t_first=$(now); c_first=$count; fi
         if ((count >= m)); then t_end=$(now); break; fi
