@@ -92,6 +92,7 @@ struct wk_runtime {
     atomic_int signal;
     bool paused, backpressure;   /* poll thread only */
     long long shutdown_deadline; /* 0 until shutdown begins */
+    long long leave_deadline;    /* 0 until the drain is over: commit and leave by then */
     long long next_probe, next_gauges;
 
     struct {
@@ -196,6 +197,40 @@ static bool msg_draining(const struct ex_msg *m, void *ud)
     return m->part->draining;
 }
 
+#define COMMIT_WAIT_MS 5000 /* longest wait for a commit's answer (revoke, shutdown) */
+
+/* Commits the stored offsets and waits for the broker's answer, at most COMMIT_WAIT_MS (and
+ * never past the shutdown deadline's grace): the next owner starts where this one ended, and a
+ * dead cluster cannot hold a revoke or a shutdown forever (rd_kafka_commit() has no timeout). */
+static void commit_bounded(struct wk_runtime *rt, const char *when)
+{
+    long long deadline = util_monotonic_ms() + COMMIT_WAIT_MS;
+    if (rt->leave_deadline && rt->leave_deadline < deadline)
+        deadline = rt->leave_deadline;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rt->rk);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(rt->rk, NULL, q, NULL, NULL);
+    bool answered = err != RD_KAFKA_RESP_ERR_NO_ERROR;
+    while (!answered) {
+        long long left = deadline - util_monotonic_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)(left < POLL_MS ? left : POLL_MS));
+        if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+            err = rd_kafka_event_error(ev);
+            answered = true;
+        }
+        if (ev)
+            rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+    if (!answered)
+        log_warn("offset commit not answered in time", LOG_STR("when", when),
+                 LOG_INT("wait_ms", COMMIT_WAIT_MS));
+    else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_warn("offset commit failed", LOG_STR("when", when),
+                 LOG_STR("error", rd_kafka_err2str(err)));
+}
+
 static void on_assign(struct wk_runtime *rt, rd_kafka_topic_partition_list_t *parts)
 {
     uv_mutex_lock(&rt->mu);
@@ -254,13 +289,7 @@ static void on_revoke(struct wk_runtime *rt, rd_kafka_topic_partition_list_t *pa
         log_warn("revoke: running syncs did not finish in time; the new owner repeats them",
                  LOG_INT("drain_ms", rt->rebalance_drain_ms));
     store_offsets(rt);
-    /* Synchronous, so the next owner starts where this one ended; during shutdown
-     * asynchronous, because the close that follows waits for it within the drain bound. */
-    bool stopping = atomic_load(&rt->stop);
-    rd_kafka_resp_err_t err = rd_kafka_commit(rt->rk, NULL, stopping);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        log_warn("commit on revoke failed", LOG_STR("error", rd_kafka_err2str(err)));
-
+    commit_bounded(rt, "revoke");
     uv_mutex_lock(&rt->mu);
     struct wk_part **pp = &rt->parts;
     while (*pp) {
@@ -645,7 +674,7 @@ static void poll_loop(struct wk_runtime *rt)
     }
 }
 
-#define CLOSE_GRACE_MS 5000 /* leaving the group after the drain: commit + LeaveGroup */
+#define CLOSE_GRACE_MS 5000 /* after the drain: commit, revoke, LeaveGroup — all of it */
 
 /* SPEC §4.3: stop taking messages, let running syncs finish (bounded), commit, leave. Returns
  * whether every run finished; *closed says whether the consumer left the group cleanly (not
@@ -667,10 +696,12 @@ static bool shutdown_consumer(struct wk_runtime *rt, bool *closed)
     rd_kafka_flush(rt->prod, (int)(left > 1000 ? 1000 : left > 0 ? left : 0));
     rd_kafka_poll(rt->prod, 0);
     store_offsets(rt);
+    rt->leave_deadline = util_monotonic_ms() + CLOSE_GRACE_MS;
+    commit_bounded(rt, "shutdown"); /* while still a stable member of the group */
 
     /* The close revokes (on_revoke: store, commit) and leaves the group; served here with a
      * deadline instead of rd_kafka_consumer_close(), which waits forever for a dead cluster. */
-    long long close_deadline = util_monotonic_ms() + CLOSE_GRACE_MS;
+    long long close_deadline = rt->leave_deadline;
     rd_kafka_queue_t *q = rd_kafka_queue_new(rt->rk);
     rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rt->rk, q);
     if (error) {

@@ -413,6 +413,31 @@ static void test_sigterm_under_load_commits_exactly_the_finished_work(void **sta
     }
 }
 
+/* A run longer than SHUTDOWN_DRAIN_MS: the worker exits 0 when the drain time is over, and the
+ * unfinished message stays uncommitted for the next owner. */
+static void test_sigterm_with_a_stuck_run_exits_at_the_drain_bound(void **state)
+{
+    struct fx *f = *state;
+    static const char *const env[] = {"REC_KEY_CONTROL=1", "SHUTDOWN_DRAIN_MS=1000", NULL};
+    redis_do(f, "SET %s %s", "rec:hold:stuck", "1");
+    start_worker(f, env);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 2, "before"), 0); /* offset 0 */
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 2, "stuck"), 0);  /* offset 1 */
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
+    bool ok;
+    TH_WAIT(ok, started(f, "stuck") && committed(f, 2) == 1, 20000);
+    assert_true(ok);
+
+    long long t0 = th_now_ms();
+    assert_int_equal(th_proc_stop(&f->w.proc, SIGTERM, 20000), 0);
+    f->worker_started = false;
+    long long took = th_now_ms() - t0;
+    print_message("SIGTERM with a stuck run to exit: %lld ms (drain 1000 ms)\n", took);
+    assert_true(took >= 1000); /* it did wait for the run */
+    assert_int_equal(committed(f, 2), 1);
+    redis_do(f, "DEL %s", "rec:hold:stuck", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +449,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_busy_lock_completes_without_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_under_load_commits_exactly_the_finished_work,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_with_a_stuck_run_exits_at_the_drain_bound,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -297,6 +297,48 @@ static void test_redis_outage_pauses_and_resumes_without_loss(void **state)
     assert_int_equal(stop(f, 0, SIGTERM), 0);
 }
 
+/* ---- a revoke that cannot wait for a run ------------------------------------------------- */
+
+/* x's run outlives REBALANCE_DRAIN_MS when a second worker joins: the revoke gives up on it,
+ * nothing is committed past x, and x runs again at its partition's owner once the first run
+ * let go of the entity lock. */
+static void test_revoke_gives_up_on_a_long_run_and_the_owner_repeats_it(void **state)
+{
+    struct fx *f = *state;
+    static const char *const env[] = {"REC_KEY_CONTROL=1", "REBALANCE_DRAIN_MS=1000",
+                                      "WORKER_CONCURRENCY=2", NULL};
+    char err[256];
+    redisReply *r = redis_command(f->st.rc, err, sizeof err, "SET rec:hold:x 1");
+    assert_non_null(r);
+    freeReplyObject(r);
+    start(f, 0, env);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 0, "x"), 0); /* offset 0 */
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 0, "y"), 0); /* offset 1 */
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
+    bool ok;
+    TH_WAIT(ok, th_rec_started(f->st.rc, "x") && th_rec_done(f->st.rc) == 1, 30000);
+    assert_true(ok);
+
+    start(f, 1, env);
+    TH_WAIT(ok, assigned(f, 1) > 0 && assigned(f, 0) + assigned(f, 1) == 48, 60000);
+    assert_true(ok);
+    assert_true(th_wstack_committed(&f->st, GROUP, TOPIC, 0) <= 0);
+
+    r = redis_command(f->st.rc, err, sizeof err, "DEL rec:hold:x");
+    assert_non_null(r);
+    freeReplyObject(r);
+    TH_WAIT(ok, th_wstack_committed(&f->st, GROUP, TOPIC, 0) == 2, 60000);
+    assert_true(ok);
+    struct th_run *runs;
+    long n = th_rec_runs(f->st.rc, &runs), x_runs = 0;
+    for (long i = 0; i < n; i++)
+        x_runs += strcmp(runs[i].key, "x") == 0;
+    th_runs_free(runs, n);
+    assert_true(x_runs >= 2); /* the given-up run and the owner's */
+    assert_int_equal(stop(f, 1, SIGTERM), 0);
+    assert_int_equal(stop(f, 0, SIGTERM), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +348,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redis_outage_pauses_and_resumes_without_loss, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_gives_up_on_a_long_run_and_the_owner_repeats_it,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
