@@ -18,6 +18,14 @@ struct ops_ctx {
 
 /* One context per process is enough: every binary serves one ops endpoint. */
 static struct ops_ctx g_ops;
+static ops_ready_fn g_live;
+static void *g_live_ud;
+
+void ops_set_liveness(ops_ready_fn live, void *ud)
+{
+    g_live = live;
+    g_live_ud = ud;
+}
 
 void ops_log_setup(const struct cfg *cfg)
 {
@@ -30,7 +38,12 @@ void ops_log_setup(const struct cfg *cfg)
 
 static void on_healthz(struct httpd_req *req, void *ud)
 {
+    char why[256] = "";
     (void)ud;
+    if (g_live && !g_live(g_live_ud, why, sizeof why)) {
+        httpd_respond_json(req, 503, json_pack("{s:s,s:s}", "status", "stuck", "reason", why));
+        return;
+    }
     httpd_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 

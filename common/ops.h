@@ -18,9 +18,15 @@ void ops_log_setup(const struct cfg *cfg);
 /* Readiness probe: true when the process can do its work (Kafka and Redis reachable, ...). */
 typedef bool (*ops_ready_fn)(void *ud, char *why, size_t whylen);
 
-/* Registers GET /healthz (200 while the loop runs), GET /readyz (200, or 503 with the reason
- * from ready()), GET /metrics (Prometheus text from reg). ready may be NULL (always ready).
- * 0, or -1 on out of memory. */
+/* Liveness probe for GET /healthz, for programs whose work loop is not the one serving HTTP
+ * (the worker's Kafka poll loop): false makes /healthz answer 503 with the reason, so the
+ * orchestrator restarts a stuck process. Set it before starting the server; NULL (the default):
+ * /healthz answers 200 while the server's loop runs. */
+void ops_set_liveness(ops_ready_fn live, void *ud);
+
+/* Registers GET /healthz (200 while the loop runs and the liveness probe agrees), GET /readyz (200,
+ * or 503 with the reason from ready()), GET /metrics (Prometheus text from reg). ready may be NULL
+ * (always ready). 0, or -1 on out of memory. */
 int ops_routes(struct httpd *srv, struct metrics *reg, ops_ready_fn ready, void *ud);
 
 /* An ops endpoint on its own thread and libuv loop, for programs whose main thread is busy

@@ -38,10 +38,11 @@
 #define POLL_MS           100 /* longest wait for an event while paused */
 #define TAKE_WAIT_MS      10  /* wait for a message, or for the executor under backpressure */
 #define GAUGE_INTERVAL_MS 250
-#define PROBE_UP_MS       2000 /* Redis PING while it answers */
-#define PROBE_DOWN_MS     500  /* ... and while it does not */
-#define REDIS_RETRY_MS    1000 /* a run that found Redis down tries again after this */
-#define NTOPICS           4    /* create, update, delete, sync_check */
+#define PROBE_UP_MS       2000  /* Redis PING while it answers */
+#define PROBE_DOWN_MS     500   /* ... and while it does not */
+#define REDIS_RETRY_MS    1000  /* a run that found Redis down tries again after this */
+#define LIVE_MARGIN_MS    60000 /* /healthz: poll loop stall allowed beyond a revoke's waits */
+#define NTOPICS           4     /* create, update, delete, sync_check */
 #define TOPIC_MAX         256
 
 struct wk_part {
@@ -90,6 +91,7 @@ struct wk_runtime {
 
     atomic_bool stop, redis_down, joined, probe_now, fatal;
     atomic_int signal;
+    atomic_llong loop_beat;      /* monotonic ms of the poll loop's latest round */
     bool paused, backpressure;   /* poll thread only */
     long long shutdown_deadline; /* 0 until shutdown begins */
     long long leave_deadline;    /* 0 until the drain is over: commit and leave by then */
@@ -645,6 +647,7 @@ static void poll_loop(struct wk_runtime *rt)
 {
     rd_kafka_message_t *batch[BATCH];
     while (!atomic_load(&rt->stop) && !atomic_load(&rt->fatal)) {
+        atomic_store(&rt->loop_beat, util_monotonic_ms());
         ssize_t n = 0;
         if (!rt->paused) { /* messages, waiting a little when there are none */
             n = rd_kafka_consume_batch_queue(rt->mq, TAKE_WAIT_MS, batch, BATCH);
@@ -744,6 +747,19 @@ static bool ready_cb(void *ud, char *why, size_t whylen)
         return false;
     }
     return true;
+}
+
+/* Liveness: the poll loop went round recently. It may legitimately stand still while a revoke
+ * waits for running syncs and its commit, so the allowance covers that with a margin. */
+static bool live_cb(void *ud, char *why, size_t whylen)
+{
+    struct wk_runtime *rt = ud;
+    long long stalled = util_monotonic_ms() - atomic_load(&rt->loop_beat);
+    long long allowed = rt->rebalance_drain_ms + COMMIT_WAIT_MS + LIVE_MARGIN_MS;
+    if (atomic_load(&rt->stop) || stalled <= allowed)
+        return true;
+    snprintf(why, whylen, "Kafka poll loop stalled for %lld ms", stalled);
+    return false;
 }
 
 static void register_metrics(struct wk_runtime *rt)
@@ -884,6 +900,8 @@ int worker_main(int argc, char **argv, const struct wk_handler *h)
         log_error("start-up failed", LOG_STR("error", err));
         goto out;
     }
+    atomic_store(&rt->loop_beat, util_monotonic_ms());
+    ops_set_liveness(live_cb, rt);
     ops = ops_server_start_cfg(rt->cfg, rt->reg, ready_cb, rt);
     if (!ops || kafka_start(rt) != 0)
         goto out;
