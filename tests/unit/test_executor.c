@@ -279,14 +279,14 @@ static void test_retry_runs_again_after_delay_with_later_messages_behind(void **
     gate(r, "A");
     struct executor *ex = executor_new(2, run, on_done, on_drop, r);
     submit(ex, "A", 0);
-    submit(ex, "A", 1);
     wait_gate_entered(r);
-    submit(ex, "A", 2); /* queued while the first run goes on */
+    submit(ex, "A", 1); /* queued while the first run goes on */
+    submit(ex, "A", 2);
     open_gate(r);
     assert_true(wait_settled(r, 3));
     assert_int_equal(r->done, 3);
     assert_int_equal(r->nruns, 2);
-    assert_int_equal(r->runs[0].n, 2);
+    assert_int_equal(r->runs[0].n, 1);
     assert_int_equal(r->runs[1].n, 3); /* the retried ones first, then the newer one */
     assert_int_equal(r->runs[1].first, 0);
     assert_int_equal(r->runs[1].last, 2);
