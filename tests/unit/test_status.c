@@ -1,0 +1,95 @@
+/* test_status.c: the status policy (worker/status.c, SPEC §5.6) by table: success, the backoff
+ * of transient failures, the 5th failure, permanent errors, deleted in Advoware. */
+#include "status.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#define NOW 1767261600LL /* 2026-01-01 10:00:00 UTC */
+
+struct scase {
+    enum outcome o;
+    long long retry_count;
+    const char *want; /* the attributes, JSON */
+    bool notify;
+    const char *text_has;
+};
+
+static const struct scase cases[] = {
+    {OUT_SUCCESS, 3,
+     "{\"syncStatus\":\"clean\",\"syncRetryCount\":0,\"syncNextRetry\":null,"
+     "\"syncErrorMessage\":null,\"syncAutoResetAt\":null,"
+     "\"advowareLastSync\":\"2026-01-01 10:00:00\"}",
+     false, NULL},
+    {OUT_TRANSIENT, 0,
+     "{\"syncStatus\":\"failed\",\"syncRetryCount\":1,\"syncNextRetry\":\"2026-01-01 10:01:00\","
+     "\"syncErrorMessage\":\"503\"}",
+     false, NULL},
+    {OUT_TRANSIENT, 1,
+     "{\"syncStatus\":\"failed\",\"syncRetryCount\":2,\"syncNextRetry\":\"2026-01-01 10:05:00\","
+     "\"syncErrorMessage\":\"503\"}",
+     false, NULL},
+    {OUT_TRANSIENT, 2,
+     "{\"syncStatus\":\"failed\",\"syncRetryCount\":3,\"syncNextRetry\":\"2026-01-01 10:15:00\","
+     "\"syncErrorMessage\":\"503\"}",
+     false, NULL},
+    {OUT_TRANSIENT, 3,
+     "{\"syncStatus\":\"failed\",\"syncRetryCount\":4,\"syncNextRetry\":\"2026-01-01 11:00:00\","
+     "\"syncErrorMessage\":\"503\"}",
+     false, NULL},
+    {OUT_TRANSIENT, 4,
+     "{\"syncStatus\":\"permanently_failed\",\"syncRetryCount\":5,\"syncNextRetry\":null,"
+     "\"syncAutoResetAt\":\"2026-01-02 10:00:00\",\"syncErrorMessage\":\"503\"}",
+     true, "5-mal fehlgeschlagen"},
+    {OUT_PERMANENT, 0,
+     "{\"syncStatus\":\"permanently_failed\",\"syncRetryCount\":1,\"syncNextRetry\":null,"
+     "\"syncAutoResetAt\":null,\"syncErrorMessage\":\"503\"}",
+     true, "bitte Daten korrigieren: 503"},
+    {OUT_DELETED_IN_ADVOWARE, 0,
+     "{\"syncStatus\":\"deleted_in_advoware\",\"syncNextRetry\":null,"
+     "\"syncErrorMessage\":\"Beteiligter in Advoware nicht gefunden (404)\"}",
+     true, "betNr 1001"},
+};
+
+static void test_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct scase *c = &cases[i];
+        struct status_result r;
+        assert_int_equal(status_for(c->o, c->retry_count, "503", 1001, NOW, &r), 0);
+        json_t *want = json_loads(c->want, 0, NULL);
+        assert_non_null(want);
+        if (!json_equal(r.attrs, want)) {
+            char *got = json_dumps(r.attrs, JSON_SORT_KEYS);
+            fail_msg("case %zu: got %s\nwant %s", i, got, c->want);
+        }
+        assert_int_equal(r.notify, c->notify);
+        if (c->text_has)
+            assert_non_null(strstr(r.text, c->text_has));
+        json_decref(want);
+        json_decref(r.attrs);
+    }
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    static const long long want[] = {60, 60, 300, 900, 3600, 14400, 14400};
+    for (long long n = 0; n <= 6; n++)
+        assert_int_equal(status_backoff_s(n), want[n]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_backoff),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

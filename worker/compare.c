@@ -1,0 +1,59 @@
+/* compare.c: change detection (SPEC §5.2). */
+#include "compare.h"
+
+#include <string.h>
+
+static bool present(const char *s)
+{
+    return s && *s;
+}
+
+const char *sync_case_name(enum sync_case c)
+{
+    switch (c) {
+    case CASE_NO_CHANGE:
+        return "no_change";
+    case CASE_ESPOCRM_NEWER:
+        return "espocrm_newer";
+    case CASE_ADVOWARE_NEWER:
+        return "advoware_newer";
+    case CASE_CONFLICT:
+        return "conflict";
+    }
+    return "unknown";
+}
+
+bool cmp_espo_changed(const struct cmp_input *in)
+{
+    if (!in->has_last_sync)
+        return true;
+    if (in->modified_at <= in->last_sync)
+        return false;
+    bool own = present(in->modified_by) && present(in->sync_user_id) &&
+               strcmp(in->modified_by, in->sync_user_id) == 0 &&
+               in->modified_at <= in->last_sync + OWN_WRITE_TOLERANCE_S;
+    return !own;
+}
+
+bool cmp_advo_changed(const struct cmp_input *in)
+{
+    if (present(in->advo_rowid) && present(in->entity_rowid))
+        return strcmp(in->advo_rowid, in->entity_rowid) != 0;
+    if (!in->has_geaendert)
+        return false;
+    return !in->has_last_sync || in->geaendert_am > in->last_sync;
+}
+
+enum sync_case cmp_decide(const struct cmp_input *in)
+{
+    if (!in->has_last_sync)
+        return CASE_ESPOCRM_NEWER;
+    bool espo = cmp_espo_changed(in), advo = cmp_advo_changed(in);
+    if (espo && advo)
+        return CASE_CONFLICT;
+    if (espo)
+        return CASE_ESPOCRM_NEWER;
+    if (advo)
+        return CASE_ADVOWARE_NEWER;
+    return CASE_NO_CHANGE;
+}

@@ -1,0 +1,41 @@
+/* compare.h: change detection of SPEC §5.2, pure functions.
+ *
+ * Times are Unix seconds (UTC); the caller converts EspoCRM's UTC datetimes and Advoware's
+ * zone-less local times (synctime.h) before asking. */
+#ifndef VMH_COMPARE_H
+#define VMH_COMPARE_H
+
+#include <stdbool.h>
+
+/* A sync's own final write lands this long after the advowareLastSync it writes, at most. */
+#define OWN_WRITE_TOLERANCE_S 10
+
+struct cmp_input {
+    /* EspoCRM */
+    bool has_last_sync;
+    long long last_sync;      /* advowareLastSync */
+    long long modified_at;    /* modifiedAt */
+    const char *modified_by;  /* modifiedById (NULL = unknown) */
+    const char *sync_user_id; /* the sync user (GET App/user at start) */
+    const char *entity_rowid; /* advowareRowId (NULL or "" = none) */
+    /* Advoware */
+    const char *advo_rowid; /* rowId of the GET (NULL or "" = none) */
+    bool has_geaendert;
+    long long geaendert_am; /* geaendertAm */
+};
+
+enum sync_case { CASE_NO_CHANGE, CASE_ESPOCRM_NEWER, CASE_ADVOWARE_NEWER, CASE_CONFLICT };
+
+/* "no_change", "espocrm_newer", "advoware_newer", "conflict" (metric and log label). */
+const char *sync_case_name(enum sync_case c);
+
+/* lastSync is null, or modifiedAt > lastSync and it is not the sync's own write (by the sync
+ * user, within OWN_WRITE_TOLERANCE_S of lastSync). */
+bool cmp_espo_changed(const struct cmp_input *in);
+/* rowIds differ when both exist; otherwise geaendertAm > lastSync (no lastSync: changed when
+ * Advoware has a time at all). */
+bool cmp_advo_changed(const struct cmp_input *in);
+/* The table of SPEC §5.2: no lastSync → espocrm_newer (initial sync). */
+enum sync_case cmp_decide(const struct cmp_input *in);
+
+#endif

@@ -1,0 +1,82 @@
+/* status.c: the status policy (SPEC §5.6). */
+#include "status.h"
+
+#include "synctime.h"
+
+#include <stdio.h>
+#include <string.h>
+
+long long status_backoff_s(long long n)
+{
+    static const long long minutes[] = {1, 5, 15, 60, 240};
+    long long i = n < 1 ? 0 : n > 5 ? 4 : n - 1;
+    return minutes[i] * 60;
+}
+
+static json_t *datetime(long long t)
+{
+    char buf[ST_DATETIME_LEN];
+    st_format_espo(t, buf, sizeof buf);
+    return json_string(buf);
+}
+
+int status_for(enum outcome o, long long retry_count, const char *message, long long betnr,
+               long long now, struct status_result *out)
+{
+    memset(out, 0, sizeof *out);
+    json_t *a = json_object();
+    if (!a)
+        return -1;
+    const char *msg = message && *message ? message : "unbekannter Fehler";
+    long long n = retry_count < 0 ? 1 : retry_count + 1;
+    switch (o) {
+    case OUT_SUCCESS:
+        json_object_set_new(a, "syncStatus", json_string("clean"));
+        json_object_set_new(a, "syncRetryCount", json_integer(0));
+        json_object_set_new(a, "syncNextRetry", json_null());
+        json_object_set_new(a, "syncErrorMessage", json_null());
+        json_object_set_new(a, "syncAutoResetAt", json_null());
+        json_object_set_new(a, "advowareLastSync", datetime(now));
+        break;
+    case OUT_TRANSIENT:
+        json_object_set_new(a, "syncRetryCount", json_integer(n));
+        json_object_set_new(a, "syncErrorMessage", json_string(msg));
+        if (n < STATUS_MAX_TRANSIENT) {
+            json_object_set_new(a, "syncStatus", json_string("failed"));
+            json_object_set_new(a, "syncNextRetry", datetime(now + status_backoff_s(n)));
+            break;
+        }
+        json_object_set_new(a, "syncStatus", json_string("permanently_failed"));
+        json_object_set_new(a, "syncNextRetry", json_null());
+        json_object_set_new(a, "syncAutoResetAt", datetime(now + STATUS_AUTO_RESET_S));
+        out->notify = true;
+        snprintf(out->text, sizeof out->text,
+                 "Synchronisation mit Advoware %lld-mal fehlgeschlagen, automatischer Neuversuch "
+                 "in 24 Stunden: %s",
+                 n, msg);
+        break;
+    case OUT_PERMANENT:
+        json_object_set_new(a, "syncStatus", json_string("permanently_failed"));
+        json_object_set_new(a, "syncRetryCount", json_integer(n));
+        json_object_set_new(a, "syncNextRetry", json_null());
+        json_object_set_new(a, "syncAutoResetAt", json_null());
+        json_object_set_new(a, "syncErrorMessage", json_string(msg));
+        out->notify = true;
+        snprintf(out->text, sizeof out->text,
+                 "Synchronisation mit Advoware nicht möglich, bitte Daten korrigieren: %s", msg);
+        break;
+    case OUT_DELETED_IN_ADVOWARE:
+        json_object_set_new(a, "syncStatus", json_string("deleted_in_advoware"));
+        json_object_set_new(a, "syncNextRetry", json_null());
+        json_object_set_new(a, "syncErrorMessage",
+                            json_string("Beteiligter in Advoware nicht gefunden (404)"));
+        out->notify = true;
+        snprintf(out->text, sizeof out->text,
+                 "Beteiligter wurde in Advoware gelöscht (betNr %lld). Bitte prüfen, ob er in "
+                 "EspoCRM noch gebraucht wird.",
+                 betnr);
+        break;
+    }
+    out->attrs = a;
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* status.h: what a run writes into EspoCRM's status fields (SPEC §5.6, §6), a pure function of
+ * the run's outcome, the entity's retry count and the time. */
+#ifndef VMH_STATUS_H
+#define VMH_STATUS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum outcome {
+    OUT_SUCCESS,             /* clean */
+    OUT_TRANSIENT,           /* network error, timeout, 5xx, 429: retry with backoff */
+    OUT_PERMANENT,           /* Advoware 400 or a validation error: no pointless retries */
+    OUT_DELETED_IN_ADVOWARE, /* Advoware 404 */
+};
+
+#define STATUS_MAX_TRANSIENT 5 /* the 5th transient failure is permanent (auto reset in 24 h) */
+#define STATUS_AUTO_RESET_S  (24 * 3600)
+
+struct status_result {
+    json_t *attrs;  /* the status fields to put (new reference) */
+    bool notify;    /* one notification goes with it */
+    char text[512]; /* its text (German, for the firm's users) */
+};
+
+/* retry_count: the entity's syncRetryCount before this run; message: what went wrong (NULL on
+ * success); betnr: for texts (0 = none); now: Unix seconds. Returns 0, -1 on out of memory. */
+int status_for(enum outcome o, long long retry_count, const char *message, long long betnr,
+               long long now, struct status_result *out);
+
+/* Backoff of the n-th consecutive transient failure (n >= 1), in seconds: 1, 5, 15, 60, 240
+ * minutes (the last value for any later n). */
+long long status_backoff_s(long long n);
+
+#endif
