@@ -691,6 +691,12 @@ int th_kafka_committed(const char *bootstrap, const char *group, const char *top
 int th_worker_start(struct th_worker *w, const char *bootstrap, const char *redis_url,
                     const char *const *extra_env)
 {
+    return th_worker_start_bin(w, "vmh-worker-rec", bootstrap, redis_url, extra_env);
+}
+
+int th_worker_start_bin(struct th_worker *w, const char *name, const char *bootstrap,
+                        const char *redis_url, const char *const *extra_env)
+{
     char bin[512], brokers[600], redis[400], listen[64];
     const char *env[64];
     size_t n = 0;
@@ -724,7 +730,7 @@ int th_worker_start(struct th_worker *w, const char *bootstrap, const char *redi
     for (size_t i = 0; extra_env && extra_env[i] && n < 63; i++)
         env[n++] = extra_env[i];
     env[n] = NULL;
-    const char *argv[] = {th_bin("vmh-worker-rec", bin, sizeof bin), NULL};
+    const char *argv[] = {th_bin(name, bin, sizeof bin), NULL};
     return th_proc_start(&w->proc, argv, env, false);
 }
 

@@ -169,6 +169,10 @@ struct th_worker {
 };
 int th_worker_start(struct th_worker *w, const char *bootstrap, const char *redis_url,
                     const char *const *extra_env);
+/* The same for another worker binary (name in the bin dir, e.g. "vmh-worker"); extra_env
+ * entries override the dummy settings. */
+int th_worker_start_bin(struct th_worker *w, const char *name, const char *bootstrap,
+                        const char *redis_url, const char *const *extra_env);
 /* GET /readyz answered 200. */
 bool th_worker_ready(struct th_worker *w);
 
