@@ -880,3 +880,25 @@ long long th_wstack_committed(struct th_wstack *s, const char *group, const char
         return -2;
     return offs[partition];
 }
+
+long th_sim_calls(const struct th_sim *s, const char *method, const char *route, long status)
+{
+    char url[128];
+    json_t *out = NULL, *c;
+    size_t i;
+    snprintf(url, sizeof url, "%s/_sim/stats", s->url);
+    if (th_http("GET", url, NULL, NULL, &out) != 200) {
+        json_decref(out);
+        return -1;
+    }
+    long n = 0;
+    json_array_foreach(json_object_get(out, "calls"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "method")), method) == 0 &&
+            strcmp(json_string_value(json_object_get(c, "route")), route) == 0 &&
+            (!status || json_integer_value(json_object_get(c, "status")) == status))
+            n += (long)json_integer_value(json_object_get(c, "count"));
+    }
+    json_decref(out);
+    return n;
+}

@@ -107,6 +107,10 @@ int th_sim_stop(struct th_sim *s);
 long th_http(const char *method, const char *url, const char *const *headers, const char *body,
              json_t **out);
 
+/* Calls a simulator counted for method + route template (SPEC §8.1 GET /_sim/stats), summed
+ * over statuses (status 0) or for one status. -1 if the stats could not be read. */
+long th_sim_calls(const struct th_sim *s, const char *method, const char *route, long status);
+
 /* A Prometheus metric from http://127.0.0.1:<port>/metrics, summed over the label sets whose
  * text contains `labels` (NULL: all). 0 when absent or unreachable. */
 double th_metric(int port, const char *name, const char *labels);
