@@ -25,7 +25,7 @@ const char *sync_case_name(enum sync_case c)
 
 bool cmp_espo_changed(const struct cmp_input *in)
 {
-    if (!in->has_last_sync)
+    if (!in->has_last_sync || in->dirty)
         return true;
     if (in->modified_at <= in->last_sync)
         return false;

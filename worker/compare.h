@@ -18,6 +18,9 @@ struct cmp_input {
     const char *modified_by;  /* modifiedById (NULL = unknown) */
     const char *sync_user_id; /* the sync user (GET App/user at start) */
     const char *entity_rowid; /* advowareRowId (NULL or "" = none) */
+    bool dirty;               /* syncStatus dirty or pending_sync: EspoCRM's formula saw a
+                                 person change a synced field (modifiedAt has whole seconds
+                                 only, so an edit in the sync's own second shows only here) */
     /* Advoware */
     const char *advo_rowid; /* rowId of the GET (NULL or "" = none) */
     bool has_geaendert;
@@ -29,8 +32,8 @@ enum sync_case { CASE_NO_CHANGE, CASE_ESPOCRM_NEWER, CASE_ADVOWARE_NEWER, CASE_C
 /* "no_change", "espocrm_newer", "advoware_newer", "conflict" (metric and log label). */
 const char *sync_case_name(enum sync_case c);
 
-/* lastSync is null, or modifiedAt > lastSync and it is not the sync's own write (by the sync
- * user, within OWN_WRITE_TOLERANCE_S of lastSync). */
+/* dirty, or lastSync is null, or modifiedAt > lastSync and it is not the sync's own write (by
+ * the sync user, within OWN_WRITE_TOLERANCE_S of lastSync). */
 bool cmp_espo_changed(const struct cmp_input *in);
 /* rowIds differ when both exist; otherwise geaendertAm > lastSync (no lastSync: changed when
  * Advoware has a time at all). */

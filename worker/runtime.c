@@ -882,6 +882,8 @@ int worker_main(int argc, char **argv, const struct wk_handler *h)
     load_config(rt);
     rt->reg = metrics_new();
     register_metrics(rt);
+    if (h->setup)
+        h->setup(h->ud, rt->cfg, rt->reg);
     uv_mutex_init(&rt->mu);
 
     int rc = 1;

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfg.h"
+#include "metrics.h"
 #include "msg.h"
 #include "redis.h"
 
@@ -47,6 +49,9 @@ struct wk_handler {
      * after the executor stopped. */
     void *(*thread_init)(void *ud, unsigned thread);
     void (*thread_fini)(void *ud, void *thread_ud);
+    /* Optional: called once with the loaded configuration and the metrics registry, before any
+     * run. */
+    void (*setup)(void *ud, const struct cfg *cfg, struct metrics *reg);
     void *ud;
     const char *summary; /* --help text */
 };

@@ -1,0 +1,539 @@
+/* sync.c: one entity's sync (SPEC §5.3, §5.5, §5.6). See sync.h.
+ *
+ * A run: GET the entity → route by state → Advoware calls → one final EspoCRM PUT with
+ * X-Version-Number (409: start over, at most SYNC_ATTEMPTS times). Failures end in a status
+ * write decided by status.h. EspoCRM unreachable: the run is retried by the executor with
+ * backoff (1 s, 2 s, 4 s, ... up to about a minute in all), then given up: the entity is still
+ * dirty, the cron finds it. */
+#include "sync.h"
+
+#include "compare.h"
+#include "espo.h"
+#include "log.h"
+#include "mapper.h"
+#include "status.h"
+#include "synctime.h"
+#include "util.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SYNC_ATTEMPTS      3                  /* GET → PUT rounds when EspoCRM answers 409 */
+#define ESPO_GIVE_UP_AFTER 6                  /* retries of an unreachable EspoCRM: 1+2+..+32 s */
+#define NOTIFY_DEDUP_S     (30LL * 24 * 3600) /* a notification text once per entity */
+#define LINK_PREFIX        "vmh:link:"
+
+struct sync_thread {
+    struct espo *espo;
+    struct advo *advo;
+};
+
+/* What one run found out and must write. */
+struct run {
+    struct sync_conf *conf;
+    struct sync_thread *t;
+    struct wk_ctx *ctx;
+    const char *id;
+    json_t *entity;    /* the EspoCRM GET */
+    long long version; /* its versionNumber */
+    json_t *put;       /* the final PUT's attributes */
+    const char *user;  /* who gets notifications */
+    enum sync_case scase;
+    bool auto_reset; /* a cron auto_reset: the retry count starts over */
+    long long betnr;
+    char err[512];
+};
+
+/* How a step ended. */
+enum step { STEP_OK, STEP_TRANSIENT, STEP_PERMANENT, STEP_GONE, STEP_ESPO_DOWN, STEP_CONFLICT };
+
+/* ---- set-up -------------------------------------------------------------------------- */
+
+void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metrics *reg)
+{
+    memset(conf, 0, sizeof *conf);
+    conf->espo_url = cfg_str(cfg, "ESPOCRM_URL");
+    conf->espo_key = cfg_str(cfg, "ESPOCRM_API_KEY");
+    conf->notify_user_id = cfg_str(cfg, "ESPOCRM_NOTIFY_USER_ID");
+    conf->mark_syncing = cfg_bool(cfg, "SYNC_MARK_SYNCING");
+    conf->timeout_ms = (long)cfg_duration_ms(cfg, "HTTP_TIMEOUT_MS");
+    conf->advo = (struct advo_conf){
+        .base_url = cfg_str(cfg, "ADVOWARE_URL"),
+        .token_url = cfg_str(cfg, "ADVOWARE_TOKEN_URL"),
+        .app_id = cfg_str(cfg, "ADVOWARE_APP_ID"),
+        .api_key_b64 = cfg_str(cfg, "ADVOWARE_API_KEY"),
+        .kanzlei = cfg_str(cfg, "ADVOWARE_KANZLEI"),
+        .database = cfg_str(cfg, "ADVOWARE_DATABASE"),
+        .user = cfg_str(cfg, "ADVOWARE_USER"),
+        .password = cfg_str(cfg, "ADVOWARE_PASSWORD"),
+        .product = (int)cfg_int(cfg, "ADVOWARE_PRODUCT"),
+        .role = (int)cfg_int(cfg, "ADVOWARE_ROLE"),
+        .timeout_ms = conf->timeout_ms,
+        .max_rps = cfg_double(cfg, "ADVOWARE_MAX_RPS"),
+    };
+    st_set_zone(cfg_str(cfg, "ADVOWARE_TZ"));
+    uv_mutex_init(&conf->user_mu);
+    apistat_init(&conf->st, reg);
+    conf->duration =
+        metrics_histogram(reg, "vmh_sync_duration_seconds", "one entity's sync by case and result",
+                          "case,result", NULL, 0);
+    conf->errors = metrics_counter(reg, "vmh_sync_errors_total", "failed syncs by type", "type");
+    conf->retries = metrics_counter(reg, "vmh_sync_retries_total",
+                                    "runs started over after EspoCRM answered 409", NULL);
+    conf->conflicts =
+        metrics_counter(reg, "vmh_sync_conflicts_total", "conflicts resolved for EspoCRM", NULL);
+}
+
+void *sync_thread_init(void *ud, unsigned thread)
+{
+    struct sync_conf *conf = ud;
+    (void)thread;
+    struct sync_thread *t = calloc(1, sizeof *t);
+    if (t)
+        t->espo = espo_new(conf->espo_url, conf->espo_key, conf->timeout_ms, &conf->st);
+    return t;
+}
+
+void sync_thread_fini(void *ud, void *thread_ud)
+{
+    struct sync_thread *t = thread_ud;
+    (void)ud;
+    if (!t)
+        return;
+    espo_free(t->espo);
+    advo_free(t->advo);
+    free(t);
+}
+
+/* The sync user's id, asked once (SPEC §5.2). 0, or -1 when EspoCRM did not answer. */
+static int sync_user(struct sync_conf *conf, struct sync_thread *t, char *err, size_t errlen)
+{
+    int rc = 0;
+    uv_mutex_lock(&conf->user_mu);
+    if (!conf->sync_user_id[0])
+        rc = espo_current_user(t->espo, conf->sync_user_id, sizeof conf->sync_user_id, err, errlen);
+    uv_mutex_unlock(&conf->user_mu);
+    return rc;
+}
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s && *s ? s : NULL;
+}
+
+static long long now_s(void)
+{
+    return (long long)time(NULL);
+}
+
+/* HTTP status (or 0 = no answer) → how the step ended. */
+static enum step classify(long status)
+{
+    if (status == 0 || status >= 500 || status == 429 || status == 401 || status == 403)
+        return STEP_TRANSIENT;
+    if (status == 404)
+        return STEP_GONE;
+    return STEP_PERMANENT;
+}
+
+/* ---- notifications and the link --------------------------------------------------------- */
+
+/* Notifies user (or ESPOCRM_NOTIFY_USER_ID) once per entity and text in 30 days (SPEC §5.4,
+ * §5.5): a Redis key per entity and text digest, removed again if the POST fails. */
+static void notify_once(struct run *r, const char *text)
+{
+    const char *user = r->user ? r->user : r->conf->notify_user_id;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char key[200], hex[33], err[256];
+    EVP_Digest(text, strlen(text), md, &mdlen, EVP_md5(), NULL);
+    for (unsigned i = 0; i < 16 && i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    snprintf(key, sizeof key, "vmh:notified:%s:%s", r->id, hex);
+    if (!user) {
+        log_warn("notification without a recipient (set ESPOCRM_NOTIFY_USER_ID)",
+                 LOG_STR("entity_id", r->id), LOG_STR("text", text));
+        return;
+    }
+    redisReply *rep =
+        redis_command(r->ctx->redis, err, sizeof err, "SET %s 1 NX EX %lld", key, NOTIFY_DEDUP_S);
+    bool fresh = rep && rep->type == REDIS_REPLY_STATUS;
+    if (rep)
+        freeReplyObject(rep);
+    if (!fresh)
+        return; /* sent already (or Redis down: better once too few than a flood) */
+    long status = 0;
+    if (espo_notify(r->t->espo, user, text, &status, err, sizeof err) != 0 || status >= 300) {
+        log_warn("notification failed", LOG_STR("entity_id", r->id), LOG_INT("status", status));
+        rep = redis_command(r->ctx->redis, err, sizeof err, "DEL %s", key);
+        if (rep)
+            freeReplyObject(rep);
+    }
+}
+
+/* The link vmh:link:{id} {betnr,name,assignedUserId[,deleted]} (SPEC §5.3); NULL if none. */
+static json_t *link_get(struct run *r)
+{
+    char key[160], err[256];
+    snprintf(key, sizeof key, LINK_PREFIX "%s", r->id);
+    redisReply *rep = redis_command(r->ctx->redis, err, sizeof err, "GET %s", key);
+    json_t *link = rep && rep->type == REDIS_REPLY_STRING ? json_loads(rep->str, 0, NULL) : NULL;
+    if (rep)
+        freeReplyObject(rep);
+    return link;
+}
+
+static int link_set(struct run *r, long long betnr, bool deleted)
+{
+    char key[160], err[256];
+    snprintf(key, sizeof key, LINK_PREFIX "%s", r->id);
+    json_t *link = json_pack("{s:I,s:s?,s:s?}", "betnr", (json_int_t)betnr, "name",
+                             jstr(r->entity, "name"), "assignedUserId", r->user);
+    if (deleted)
+        json_object_set_new(link, "deleted", json_true());
+    char *text = json_dumps(link, JSON_COMPACT);
+    json_decref(link);
+    redisReply *rep =
+        text ? redis_command(r->ctx->redis, err, sizeof err, "SET %s %s", key, text) : NULL;
+    bool ok = rep && rep->type == REDIS_REPLY_STATUS;
+    if (rep)
+        freeReplyObject(rep);
+    free(text);
+    if (!ok)
+        snprintf(r->err, sizeof r->err, "redis: link not written: %s", err);
+    return ok ? 0 : -1;
+}
+
+/* ---- the steps --------------------------------------------------------------------------- */
+
+/* EspoCRM 404: the entity was deleted. Notify once with the betNr, never DELETE in Advoware. */
+static void deletion_path(struct run *r)
+{
+    json_t *link = link_get(r);
+    long long betnr = json_integer_value(json_object_get(link, "betnr"));
+    if (link && !json_is_true(json_object_get(link, "deleted")) && betnr > 0) {
+        r->user = jstr(link, "assignedUserId");
+        char text[256];
+        snprintf(text, sizeof text,
+                 "Beteiligter wurde in EspoCRM gelöscht. Bitte manuell in Advoware löschen: "
+                 "betNr %lld",
+                 betnr);
+        notify_once(r, text);
+        r->entity = json_pack("{s:s?}", "name", jstr(link, "name"));
+        link_set(r, betnr, true);
+        json_decref(r->entity);
+        r->entity = NULL;
+    }
+    json_decref(link);
+    log_info("entity deleted in EspoCRM", LOG_STR("entity_id", r->id), LOG_INT("betnr", betnr));
+}
+
+/* Validation before writing to Advoware (SPEC §5.1): fields, then rechtsform in Advoware's
+ * list. */
+static enum step validate(struct run *r)
+{
+    if (map_validate(r->entity, r->err, sizeof r->err) != 0)
+        return STEP_PERMANENT;
+    const char *rf = jstr(r->entity, "rechtsform");
+    int ok = advo_rechtsform_allowed(r->t->advo, rf, r->err, sizeof r->err);
+    if (ok < 0)
+        return STEP_TRANSIENT;
+    if (!ok) {
+        snprintf(r->err, sizeof r->err, "rechtsform: \"%s\" ist in Advoware nicht erlaubt", rf);
+        return STEP_PERMANENT;
+    }
+    return STEP_OK;
+}
+
+/* No betnr: POST to Advoware, write the link at once, put betnr and rowId. */
+static enum step create(struct run *r)
+{
+    r->scase = CASE_ESPOCRM_NEWER;
+    enum step s = validate(r);
+    if (s != STEP_OK)
+        return s;
+    json_t *body = map_to_advo(r->entity), *out = NULL;
+    long status = 0;
+    int rc = advo_post_beteiligte(r->t->advo, body, &status, &out, r->err, sizeof r->err);
+    json_decref(body);
+    if (rc != 0 || status < 200 || status >= 300) {
+        if (rc == 0)
+            snprintf(r->err, sizeof r->err, "Advoware POST Beteiligte: %ld", status);
+        json_decref(out);
+        if (rc != 0)
+            return STEP_TRANSIENT;
+        return classify(status) == STEP_GONE ? STEP_PERMANENT : classify(status);
+    }
+    r->betnr = json_integer_value(json_object_get(out, "betNr"));
+    const char *rowid = jstr(out, "rowId");
+    json_t *again = NULL;
+    if (r->betnr > 0 && !rowid) { /* only if the answer lacks it: GET once */
+        if (advo_get_beteiligte(r->t->advo, r->betnr, &status, &again, r->err, sizeof r->err) ==
+                0 &&
+            status == 200)
+            rowid = jstr(again, "rowId");
+    }
+    if (r->betnr <= 0) {
+        snprintf(r->err, sizeof r->err, "Advoware POST Beteiligte: no betNr in the answer");
+        json_decref(out);
+        json_decref(again);
+        return STEP_TRANSIENT;
+    }
+    /* The link first: a redelivered run finds it and finishes instead of creating again. */
+    if (link_set(r, r->betnr, false) != 0)
+        log_error("link not written after an Advoware POST", LOG_STR("entity_id", r->id),
+                  LOG_INT("betnr", r->betnr));
+    json_object_set_new(r->put, "betnr", json_integer(r->betnr));
+    if (rowid)
+        json_object_set_new(r->put, "advowareRowId", json_string(rowid));
+    json_decref(out);
+    json_decref(again);
+    r->scase = CASE_ESPOCRM_NEWER;
+    log_info("created in Advoware", LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
+    return STEP_OK;
+}
+
+/* betnr set: GET Advoware, compare, maybe PUT Advoware or take its fields. */
+static enum step update(struct run *r)
+{
+    json_t *advo = NULL;
+    long status = 0;
+    if (advo_get_beteiligte(r->t->advo, r->betnr, &status, &advo, r->err, sizeof r->err) != 0)
+        return STEP_TRANSIENT;
+    if (status != 200) {
+        snprintf(r->err, sizeof r->err, "Advoware GET Beteiligte %lld: %ld", r->betnr, status);
+        json_decref(advo);
+        return classify(status);
+    }
+    struct cmp_input in = {
+        .modified_by = jstr(r->entity, "modifiedById"),
+        .sync_user_id = r->conf->sync_user_id,
+        .entity_rowid = jstr(r->entity, "advowareRowId"),
+        .advo_rowid = jstr(advo, "rowId"),
+    };
+    const char *st = jstr(r->entity, "syncStatus");
+    in.dirty = st && (strcmp(st, "dirty") == 0 || strcmp(st, "pending_sync") == 0);
+    const char *ls = jstr(r->entity, "advowareLastSync"), *ma = jstr(r->entity, "modifiedAt");
+    const char *ga = jstr(advo, "geaendertAm");
+    in.has_last_sync = ls && st_parse_espo(ls, &in.last_sync) == 0;
+    if (ma)
+        st_parse_espo(ma, &in.modified_at);
+    in.has_geaendert = ga && st_parse_advo(ga, &in.geaendert_am) == 0;
+    r->scase = cmp_decide(&in);
+    const char *rowid = in.advo_rowid;
+    enum step s = STEP_OK;
+    json_t *out = NULL;
+
+    if (r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT) {
+        s = validate(r);
+        if (s == STEP_OK && !map_equal(r->entity, advo)) {
+            json_t *body = map_to_advo(r->entity);
+            int rc = advo_put_beteiligte(r->t->advo, r->betnr, body, &status, &out, r->err,
+                                         sizeof r->err);
+            json_decref(body);
+            if (rc != 0) {
+                s = STEP_TRANSIENT;
+            } else if (status < 200 || status >= 300) {
+                snprintf(r->err, sizeof r->err, "Advoware PUT Beteiligte %lld: %ld", r->betnr,
+                         status);
+                s = classify(status);
+            } else {
+                rowid = jstr(out, "rowId"); /* the PUT's answer: no GET after PUT */
+            }
+        }
+        if (s == STEP_OK && r->scase == CASE_CONFLICT) {
+            metric_inc(r->conf->conflicts);
+            notify_once(r, "Konflikt gelöst: EspoCRM-Daten wurden übernommen");
+        }
+    } else if (r->scase == CASE_ADVOWARE_NEWER) {
+        json_t *fields = map_to_espo(advo);
+        json_object_update(r->put, fields);
+        json_decref(fields);
+    }
+    if (s == STEP_OK && rowid)
+        json_object_set_new(r->put, "advowareRowId", json_string(rowid));
+    json_decref(out);
+    json_decref(advo);
+    return s;
+}
+
+/* The final PUT (or a status write). STEP_CONFLICT on 409. */
+static enum step final_put(struct run *r)
+{
+    long status = 0;
+    json_t *out = NULL;
+    char err[256];
+    if (espo_put(r->t->espo, r->id, r->put, r->version, &status, &out, err, sizeof err) != 0) {
+        snprintf(r->err, sizeof r->err, "EspoCRM PUT: %s", err);
+        return STEP_ESPO_DOWN;
+    }
+    json_decref(out);
+    if (status == 409)
+        return STEP_CONFLICT;
+    if (status == 404)
+        return STEP_GONE;
+    if (status < 200 || status >= 300) {
+        snprintf(r->err, sizeof r->err, "EspoCRM PUT: %ld", status);
+        return status >= 500 || status == 429 ? STEP_ESPO_DOWN : STEP_PERMANENT;
+    }
+    return STEP_OK;
+}
+
+/* Adds the status of outcome o to the PUT (and sends its notification). */
+static void add_status(struct run *r, enum outcome o)
+{
+    long long retries =
+        r->auto_reset ? 0 : json_integer_value(json_object_get(r->entity, "syncRetryCount"));
+    struct status_result res;
+    if (status_for(o, retries, o == OUT_SUCCESS ? NULL : r->err, r->betnr, now_s(), &res) != 0)
+        return;
+    json_object_update(r->put, res.attrs);
+    json_decref(res.attrs);
+    if (res.notify)
+        notify_once(r, res.text);
+}
+
+/* Whether a no_change run needs no write at all (budget: 2 calls). */
+static bool nothing_to_write(struct run *r, const struct wk_event *ev, size_t n)
+{
+    if (r->scase != CASE_NO_CHANGE || json_object_size(r->put) != 1) /* only advowareRowId */
+        return false;
+    const char *st = jstr(r->entity, "syncStatus");
+    if (!st || strcmp(st, "clean") != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) { /* the cron asks for a fresh advowareLastSync */
+        if (strcmp(ev[i].m->reason, "stale_clean") == 0)
+            return false;
+    }
+    const char *rowid = jstr(r->put, "advowareRowId"), *had = jstr(r->entity, "advowareRowId");
+    return rowid && had && strcmp(rowid, had) == 0;
+}
+
+/* One GET → PUT round. STEP_CONFLICT: start over. */
+static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
+{
+    long status = 0;
+    char err[256];
+    json_decref(r->entity);
+    json_decref(r->put);
+    r->entity = NULL;
+    r->put = json_object();
+    r->err[0] = '\0';
+    if (espo_get(r->t->espo, r->id, &status, &r->entity, err, sizeof err) != 0 || status >= 500 ||
+        status == 429) {
+        snprintf(r->err, sizeof r->err, "EspoCRM GET: %s", status ? "5xx" : err);
+        return STEP_ESPO_DOWN;
+    }
+    if (status == 404) {
+        deletion_path(r);
+        return STEP_GONE;
+    }
+    if (status != 200 || !json_is_object(r->entity)) {
+        snprintf(r->err, sizeof r->err, "EspoCRM GET: %ld", status);
+        return STEP_ESPO_DOWN;
+    }
+    r->version = json_integer_value(json_object_get(r->entity, "versionNumber"));
+    r->user = jstr(r->entity, "assignedUserId");
+    r->betnr = json_integer_value(json_object_get(r->entity, "betnr"));
+    const char *st = jstr(r->entity, "syncStatus");
+    if (st && strcmp(st, "deleted_in_advoware") == 0)
+        return STEP_OK; /* nothing to do until a person decides */
+    for (size_t i = 0; i < n; i++)
+        r->auto_reset |= strcmp(ev[i].m->reason, "auto_reset") == 0;
+
+    enum step s;
+    if (r->betnr <= 0) {
+        json_t *link = link_get(r); /* a POST whose final PUT never happened */
+        r->betnr = json_integer_value(json_object_get(link, "betnr"));
+        json_decref(link);
+        if (r->betnr > 0)
+            json_object_set_new(r->put, "betnr", json_integer(r->betnr));
+    }
+    s = r->betnr > 0 ? update(r) : create(r);
+    switch (s) {
+    case STEP_OK:
+        if (nothing_to_write(r, ev, n))
+            return STEP_OK;
+        add_status(r, OUT_SUCCESS);
+        break;
+    case STEP_TRANSIENT:
+        add_status(r, OUT_TRANSIENT);
+        break;
+    case STEP_PERMANENT:
+        add_status(r, OUT_PERMANENT);
+        break;
+    case STEP_GONE:
+        add_status(r, OUT_DELETED_IN_ADVOWARE);
+        break;
+    default:
+        return s;
+    }
+    enum step w = final_put(r);
+    if (w != STEP_OK)
+        return w;
+    if (s == STEP_OK && link_set(r, r->betnr, false) != 0)
+        log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));
+    return s;
+}
+
+enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
+                        const struct wk_event *ev, size_t n)
+{
+    struct sync_conf *conf = ud;
+    struct sync_thread *t = ctx->thread_ud;
+    struct run r = {.conf = conf, .t = t, .ctx = ctx, .id = entity_id};
+    long long t0 = util_monotonic_ms();
+    enum step s = STEP_ESPO_DOWN;
+
+    if (!t || !t->espo) {
+        ctx->retry_after_ms = 1000;
+        return WK_RETRY;
+    }
+    if (!t->advo)
+        t->advo = advo_new(&conf->advo, ctx->redis, &conf->st, r.err, sizeof r.err);
+    if (!t->advo || sync_user(conf, t, r.err, sizeof r.err) != 0)
+        goto espo_down;
+    for (int i = 0; i < SYNC_ATTEMPTS; i++) {
+        s = attempt(&r, ev, n);
+        if (s != STEP_CONFLICT)
+            break;
+        metric_inc(conf->retries);
+        log_info("entity changed during the run; starting over", LOG_STR("entity_id", entity_id));
+    }
+    static const char *const results[] = {"ok",   "transient", "permanent",
+                                          "gone", "espo_down", "conflict"};
+    metric_observe(conf->duration, (double)(util_monotonic_ms() - t0) / 1000.0,
+                   sync_case_name(r.scase), results[s]);
+    if (s == STEP_ESPO_DOWN)
+        goto espo_down;
+    if (s != STEP_OK)
+        metric_inc(conf->errors, results[s]);
+    log_write(s == STEP_OK || s == STEP_GONE ? LOG_INFO : LOG_WARN, "entity synced",
+              LOG_STR("entity_id", entity_id), LOG_INT("betnr", r.betnr),
+              LOG_STR("case", sync_case_name(r.scase)), LOG_STR("result", results[s]),
+              LOG_INT("duration_ms", util_monotonic_ms() - t0),
+              LOG_STR("error", r.err[0] ? r.err : NULL), LOG_END);
+    json_decref(r.entity);
+    json_decref(r.put);
+    return WK_DONE;
+
+espo_down:
+    json_decref(r.entity);
+    json_decref(r.put);
+    metric_inc(conf->errors, "espo_down");
+    if (ctx->attempt >= ESPO_GIVE_UP_AFTER) {
+        log_warn("EspoCRM unreachable; giving up on the entity (the cron finds it again)",
+                 LOG_STR("entity_id", entity_id), LOG_STR("error", r.err));
+        return WK_DONE;
+    }
+    ctx->retry_after_ms = 1000LL << ctx->attempt;
+    log_warn("EspoCRM unreachable; retrying", LOG_STR("entity_id", entity_id),
+             LOG_INT("retry_ms", ctx->retry_after_ms), LOG_STR("error", r.err));
+    return WK_RETRY;
+}
