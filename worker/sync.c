@@ -25,6 +25,7 @@
 #define ESPO_GIVE_UP_AFTER 6                  /* retries of an unreachable EspoCRM: 1+2+..+32 s */
 #define NOTIFY_DEDUP_S     (30LL * 24 * 3600) /* a notification text once per entity */
 #define LINK_PREFIX        "vmh:link:"
+#define PENDING_PREFIX     "vmh:espo_pending:" /* EspoCRM changes a failed run could not push */
 
 struct sync_thread {
     struct espo *espo;
@@ -210,6 +211,30 @@ static int link_set(struct run *r, long long betnr, bool deleted)
     return ok ? 0 : -1;
 }
 
+/* EspoCRM changes that a failed run could not push: modifiedAt has whole seconds and the
+ * failure's status write replaced syncStatus=dirty, so without this mark an edit made in the
+ * same second as the last sync would look unchanged on the retry. */
+static bool pending_get(struct run *r)
+{
+    char key[160], err[256];
+    snprintf(key, sizeof key, PENDING_PREFIX "%s", r->id);
+    redisReply *rep = redis_command(r->ctx->redis, err, sizeof err, "EXISTS %s", key);
+    bool set = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    if (rep)
+        freeReplyObject(rep);
+    return set;
+}
+
+static void pending_set(struct run *r, bool on)
+{
+    char key[160], err[256];
+    snprintf(key, sizeof key, PENDING_PREFIX "%s", r->id);
+    redisReply *rep = on ? redis_command(r->ctx->redis, err, sizeof err, "SET %s 1", key)
+                         : redis_command(r->ctx->redis, err, sizeof err, "DEL %s", key);
+    if (rep)
+        freeReplyObject(rep);
+}
+
 /* ---- the steps --------------------------------------------------------------------------- */
 
 /* EspoCRM 404: the entity was deleted. Notify once with the betNr, never DELETE in Advoware. */
@@ -319,6 +344,8 @@ static enum step update(struct run *r)
     };
     const char *st = jstr(r->entity, "syncStatus");
     in.dirty = st && (strcmp(st, "dirty") == 0 || strcmp(st, "pending_sync") == 0);
+    if (!in.dirty && st && strcmp(st, "clean") != 0)
+        in.dirty = pending_get(r);
     const char *ls = jstr(r->entity, "advowareLastSync"), *ma = jstr(r->entity, "modifiedAt");
     const char *ga = jstr(advo, "geaendertAm");
     in.has_last_sync = ls && st_parse_espo(ls, &in.last_sync) == 0;
@@ -474,11 +501,19 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     default:
         return s;
     }
+    bool espo_pending = r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT;
+    if (s == STEP_TRANSIENT && espo_pending)
+        pending_set(r, true); /* before the status write that hides the dirty flag */
     enum step w = final_put(r);
     if (w != STEP_OK)
         return w;
-    if (s == STEP_OK && link_set(r, r->betnr, false) != 0)
-        log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));
+    if (s == STEP_OK) {
+        if (link_set(r, r->betnr, false) != 0)
+            log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));
+        const char *was = jstr(r->entity, "syncStatus");
+        if (was && strcmp(was, "clean") != 0)
+            pending_set(r, false);
+    }
     return s;
 }
 

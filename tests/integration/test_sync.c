@@ -448,6 +448,81 @@ static void test_advoware_404_is_deleted_in_advoware(void **state)
     assert_int_equal(notifications_with("betNr 987654"), 1);
 }
 
+static void fault(const struct th_sim *s, const char *method, const char *route, int status,
+                  int count)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"count\":%d}",
+             method, route, status, count);
+    json_decref(call(s, "POST", "/_sim/faults", body));
+}
+
+static long long seconds(const json_t *e, const char *field)
+{
+    int y, mo, d, h, mi, se;
+    if (sscanf(str(e, field), "%d-%d-%d %d:%d:%d", &y, &mo, &d, &h, &mi, &se) != 6)
+        fail_msg("%s: not a datetime: \"%s\"", field, str(e, field));
+    return ((long long)d * 24 + h) * 3600 + mi * 60 + se; /* enough within one month */
+}
+
+static void test_transient_failure_then_retry_scan(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    synced_entity("{\"name\":\"Roth\",\"vorname\":\"Uwe\"}", id, sizeof id, &betnr, &version);
+    fault(&g.advo, "PUT", A_ONE, 503, 1);
+    ui_update(id, "{\"vorname\":\"Ulf\"}");
+    json_t *e = wait_status(id, "failed", version + 1);
+    assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), 1);
+    assert_non_null(strstr(str(e, "syncErrorMessage"), "503"));
+    long long wait = seconds(e, "syncNextRetry") - seconds(e, "modifiedAt");
+    assert_true(wait >= 58 && wait <= 61); /* 1 min backoff */
+    long long v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    /* a minute passes (made due by a person), the retry scan (every 1 s) picks it up */
+    ui_update(id, "{\"syncNextRetry\":\"2020-01-01 00:00:00\"}");
+    e = wait_status(id, "clean", v + 1);
+    assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), 0);
+    assert_true(json_is_null(json_object_get(e, "syncErrorMessage")));
+    json_t *a = advo_state(betnr);
+    assert_string_equal(str(a, "vorname"), "Ulf");
+    json_decref(a);
+    json_decref(e);
+    settle();
+}
+
+static void test_five_failures_then_auto_reset(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    synced_entity("{\"name\":\"Sommer\",\"assignedUserId\":\"u-som\"}", id, sizeof id, &betnr,
+                  &version);
+    fault(&g.advo, "GET", A_ONE, 503, 5);
+    long long v = version;
+    for (int i = 1; i <= 5; i++) {
+        sync_check(id, i == 1 ? NULL : "failed");
+        json_t *e = wait_status(id, i < 5 ? "failed" : "permanently_failed", v);
+        assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), i);
+        v = json_integer_value(json_object_get(e, "versionNumber"));
+        if (i == 5) {
+            long long reset = seconds(e, "syncAutoResetAt") - seconds(e, "modifiedAt");
+            assert_true(reset >= 24 * 3600 - 2 && reset <= 24 * 3600 + 1);
+        }
+        json_decref(e);
+    }
+    settle();
+    assert_int_equal(notifications_with("5-mal fehlgeschlagen"), 1);
+    /* the cron's auto reset: a normal run again, from retry count 0 */
+    sync_check(id, "auto_reset");
+    json_t *e = wait_status(id, "clean", v);
+    assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), 0);
+    assert_true(json_is_null(json_object_get(e, "syncAutoResetAt")));
+    json_decref(e);
+    settle();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +534,8 @@ int main(void)
         cmocka_unit_test(test_delete_notifies_with_betnr),
         cmocka_unit_test(test_validation_error_is_permanent),
         cmocka_unit_test(test_advoware_404_is_deleted_in_advoware),
+        cmocka_unit_test(test_transient_failure_then_retry_scan),
+        cmocka_unit_test(test_five_failures_then_auto_reset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
