@@ -523,6 +523,120 @@ static void test_five_failures_then_auto_reset(void **state)
     settle();
 }
 
+/* A UI edit lands while a run is between its GET and its final PUT (Advoware's PUT is slow):
+ * EspoCRM answers the PUT with 409, the run starts over, and the edit reaches Advoware. */
+static void test_edit_during_a_run_is_not_lost(void **state)
+{
+    (void)state;
+    char id[80], body[200];
+    long long betnr, version;
+    synced_entity("{\"name\":\"Brandt\",\"vorname\":\"Tom\"}", id, sizeof id, &betnr, &version);
+    snprintf(body, sizeof body,
+             "{\"method\":\"PUT\",\"route\":\"%s\",\"delay_ms\":1500,\"count\":1}", A_ONE);
+    json_decref(call(&g.advo, "POST", "/_sim/faults", body));
+    long retries_before = 0;
+    for (int i = 0; i < 2; i++)
+        retries_before += (long)th_metric(g.w[i].metrics_port, "vmh_sync_retries_total", NULL);
+    ui_update(id, "{\"vorname\":\"Timo\"}");
+    /* The delay fault is taken when the run's Advoware PUT arrives (count 1): while it is in
+     * flight for 1.5 s, the person edits again. */
+    bool ok = false;
+    long long end = th_now_ms() + 20000;
+    while (!ok && th_now_ms() < end) {
+        json_t *faults = call(&g.advo, "GET", "/_sim/faults", NULL);
+        ok = json_array_size(json_object_get(faults, "faults")) == 0;
+        json_decref(faults);
+        if (!ok)
+            th_sleep_ms(5);
+    }
+    assert_true(ok);
+    ui_update(id, "{\"titel\":\"Prof.\"}");
+    json_t *e = wait_status(id, "clean", version + 2);
+    json_t *a = advo_state(betnr);
+    assert_string_equal(str(a, "vorname"), "Timo");
+    assert_string_equal(str(a, "titel"), "Prof.");
+    json_decref(a);
+    json_decref(e);
+    settle();
+    long retries = 0;
+    for (int i = 0; i < 2; i++)
+        retries += (long)th_metric(g.w[i].metrics_port, "vmh_sync_retries_total", NULL);
+    assert_true(retries > retries_before); /* the 409 started a run over */
+}
+
+/* Whether id is one of the entities of a state dump taken before (JSON array). */
+static bool existed(const json_t *before, const char *id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(before, i, e)
+    {
+        if (strcmp(str(e, "id"), id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The seeded entities (those not in before) of a fresh state dump; *all_clean says whether
+ * each of them is clean. New reference. */
+static json_t *seeded(const json_t *before, bool *all_clean)
+{
+    json_t *all = call(&g.espo, "GET", "/_sim/state/CBeteiligte", NULL), *e;
+    json_t *mine = json_array();
+    size_t i;
+    *all_clean = true;
+    json_array_foreach(all, i, e)
+    {
+        if (existed(before, str(e, "id")))
+            continue;
+        json_array_append(mine, e);
+        *all_clean &= strcmp(str(e, "syncStatus"), "clean") == 0;
+    }
+    json_decref(all);
+    return mine;
+}
+
+/* 200 entities from EspoCRM's seed, synced by two workers: all clean, both sides equal. */
+static void test_200_entities(void **state)
+{
+    (void)state;
+    json_t *before = call(&g.espo, "GET", "/_sim/state/CBeteiligte", NULL);
+    json_t *records = call(&g.advo, "GET", "/_sim/state/Beteiligte", NULL);
+    long advo_before = (long)json_array_size(records);
+    json_decref(records);
+    json_decref(call(&g.espo, "POST", "/_sim/seed", "{\"count\":200}"));
+    bool clean;
+    json_t *mine = seeded(before, &clean), *e;
+    size_t i;
+    json_array_foreach(mine, i, e)
+    {
+        sync_check(str(e, "id"), "pending_sync"); /* what the fallback scan sends */
+    }
+    assert_int_equal(json_array_size(mine), 200);
+    long long end = th_now_ms() + 120000;
+    while (!clean && th_now_ms() < end) {
+        json_decref(mine);
+        th_sleep_ms(100); /* polling interval */
+        mine = seeded(before, &clean);
+    }
+    assert_true(clean);
+    json_array_foreach(mine, i, e)
+    {
+        json_t *a = advo_state(json_integer_value(json_object_get(e, "betnr")));
+        assert_string_equal(str(a, "name"), str(e, "name"));
+        assert_string_equal(str(a, "vorname"), str(e, "vorname"));
+        assert_string_equal(str(a, "rechtsform"), str(e, "rechtsform"));
+        assert_string_equal(str(a, "rowId"), str(e, "advowareRowId"));
+        json_decref(a);
+    }
+    /* every entity exactly once in Advoware */
+    records = call(&g.advo, "GET", "/_sim/state/Beteiligte", NULL);
+    assert_int_equal((long)json_array_size(records) - advo_before, 200);
+    json_decref(records);
+    json_decref(mine);
+    json_decref(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +650,8 @@ int main(void)
         cmocka_unit_test(test_advoware_404_is_deleted_in_advoware),
         cmocka_unit_test(test_transient_failure_then_retry_scan),
         cmocka_unit_test(test_five_failures_then_auto_reset),
+        cmocka_unit_test(test_edit_during_a_run_is_not_lost),
+        cmocka_unit_test(test_200_entities),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
