@@ -185,7 +185,7 @@ static json_t *entity_new(struct espo_sim *e)
     for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
         json_object_set_new(ent, nulls[i], json_null());
     json_object_set_new(ent, "syncRetryCount", json_integer(0));
-    json_object_set(e->entities, id, ent);
+    json_object_set_new(e->entities, id, ent);
     return ent; /* borrowed: e->entities holds it */
 }
 
