@@ -193,6 +193,7 @@ struct cron_tick {
     uv_timer_t timer;
     uv_work_t work;
     bool running;
+    bool pending; /* its timer fired while the other scan ran: runs after it */
     int rc;
     char err[256];
     struct cron_result res;
@@ -214,12 +215,33 @@ static void on_work(uv_work_t *w)
                       &t->res, t->err, sizeof t->err);
 }
 
+static void after_work(uv_work_t *w, int status);
+
+/* The two scans share one EspoCRM client and one Redis connection (neither is thread-safe):
+ * they run one at a time; a tick due while the other scan runs follows it. */
+static void start_tick(struct cron_tick *t)
+{
+    struct cron_tick *other = &t->cron->ticks[t == &t->cron->ticks[0] ? 1 : 0];
+    if (other->running) {
+        t->pending = true;
+        return;
+    }
+    t->pending = false;
+    t->running = true;
+    t->work.data = t;
+    if (uv_queue_work(t->timer.loop, &t->work, on_work, after_work) != 0)
+        t->running = false;
+}
+
 static void after_work(uv_work_t *w, int status)
 {
     struct cron_tick *t = w->data;
     struct cron *c = t->cron;
     const char *scan = t->kind == CRON_SCAN_RETRY ? "retry" : "fallback";
     t->running = false;
+    struct cron_tick *other = &c->ticks[t == &c->ticks[0] ? 1 : 0];
+    if (other->pending && status == 0)
+        start_tick(other);
     if (status != 0)
         return;
     int total = 0;
@@ -239,12 +261,9 @@ static void after_work(uv_work_t *w, int status)
 static void on_timer(uv_timer_t *timer)
 {
     struct cron_tick *t = timer->data;
-    if (t->running)
-        return; /* the previous tick is still going: skip this one */
-    t->running = true;
-    t->work.data = t;
-    if (uv_queue_work(timer->loop, &t->work, on_work, after_work) != 0)
-        t->running = false;
+    if (t->running || t->pending)
+        return; /* the previous tick is still going or waiting: skip this one */
+    start_tick(t);
 }
 
 struct cron *cron_start(uv_loop_t *loop, const struct cron_deps *deps, long long retry_ms,
@@ -283,8 +302,10 @@ static void on_timer_closed(uv_handle_t *h)
 
 void cron_pause(struct cron *c)
 {
-    for (int i = 0; c && i < 2; i++)
+    for (int i = 0; c && i < 2; i++) {
         uv_timer_stop(&c->ticks[i].timer);
+        c->ticks[i].pending = false;
+    }
 }
 
 bool cron_idle(const struct cron *c)

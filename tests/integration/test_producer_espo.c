@@ -364,6 +364,30 @@ static void test_two_producers_one_scan_per_tick(void **state)
     assert_true(follower >= 3);
 }
 
+/* Both scans due every second: they share one EspoCRM client and one Redis connection, so they
+ * must take turns (they once ran at the same time and crashed the producer). */
+static void test_both_scans_every_second_take_turns(void **state)
+{
+    (void)state;
+    const char *extra[] = {"WEBHOOK_ALLOW_UNSIGNED=1", "CRON_INTERVAL_S=1s",
+                           "CRON_RETRY_INTERVAL_S=1s", NULL};
+    char url[128];
+    snprintf(url, sizeof url, "%s/_sim/seed", g.espo.url);
+    assert_int_equal(th_http("POST", url, NULL, "{\"count\":50}", NULL), 200);
+    struct th_proc p;
+    int ops = th_free_port();
+    assert_int_equal(producer_start(&p, th_free_port(), ops, extra), 0);
+    bool enough;
+    TH_WAIT(enough,
+            metric(ops, "vmh_cron_ticks_total", "scan=\"fallback\",result=\"ok\"") >= 5 &&
+                metric(ops, "vmh_cron_ticks_total", "scan=\"retry\",result=\"ok\"") >= 5,
+            30000);
+    assert_true(enough);
+    assert_true(metric(ops, "vmh_cron_ticks_total", "result=\"failed\"") == 0);
+    assert_true(th_proc_alive(&p));
+    assert_int_equal(th_proc_stop(&p, SIGTERM, 20000), 0);
+}
+
 int main(void)
 {
     log_setup(LOG_WARN, LOG_TEXT, 2);
@@ -372,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup(test_cron_priority_cap_and_locks, reset_sim),
         cmocka_unit_test_setup(test_retry_scan_selects_due_failures_only, reset_sim),
         cmocka_unit_test_setup(test_two_producers_one_scan_per_tick, reset_sim),
+        cmocka_unit_test_setup(test_both_scans_every_second_take_turns, reset_sim),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
