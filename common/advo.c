@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,22 +128,39 @@ json_t *advo_token_request(const struct advo_conf *conf, const char *nonce, cons
     unsigned int maclen = 0;
 
     util_err_reset(err, errlen);
-    int keylen = len % 4 == 0 && len / 4 * 3 <= sizeof key
-                     ? EVP_DecodeBlock(key, (const unsigned char *)b64, (int)len)
-                     : -1;
-    if (keylen <= 0) {
+    if (!conf->app_id || !conf->kanzlei || !conf->database || !conf->user || !conf->password) {
+        util_err(err, errlen, "advoware token: incomplete configuration");
+        return NULL;
+    }
+    /* Strict base64: EVP_DecodeBlock alone accepts "====" or "YQ=A". Padding only at the end,
+     * at most two, and the key must not be empty. */
+    size_t pad = (len > 0 && b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
+    bool strict = len > 0 && len % 4 == 0 && len / 4 * 3 <= sizeof key &&
+                  strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") ==
+                      len - pad;
+    int keylen = strict ? EVP_DecodeBlock(key, (const unsigned char *)b64, (int)len) : -1;
+    keylen -= (int)pad;
+    if (!strict || keylen <= 0) {
         util_err(err, errlen, "ADVOWARE_API_KEY: not base64");
         return NULL;
     }
-    keylen -= (len > 0 && b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
     snprintf(msg, sizeof msg, "%d:%s:%s:%s", conf->product, conf->app_id, nonce, timestamp);
-    HMAC(EVP_sha512(), key, keylen, (const unsigned char *)msg, strlen(msg), mac, &maclen);
+    bool signed_ok = HMAC(EVP_sha512(), key, keylen, (const unsigned char *)msg, strlen(msg), mac,
+                          &maclen) != NULL;
     OPENSSL_cleanse(key, sizeof key);
+    if (!signed_ok) {
+        util_err(err, errlen, "advoware token: HMAC-SHA512 failed");
+        return NULL;
+    }
     EVP_EncodeBlock((unsigned char *)sig, mac, (int)maclen);
-    return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:s,s:s}", "AppID", conf->app_id, "Kanzlei",
-                     conf->kanzlei, "Database", conf->database, "User", conf->user, "Role",
-                     conf->role, "Product", conf->product, "Password", conf->password, "Nonce",
-                     nonce, "HMAC512Signature", sig, "RequestTimeStamp", timestamp);
+    json_t *req =
+        json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:s,s:s}", "AppID", conf->app_id, "Kanzlei",
+                  conf->kanzlei, "Database", conf->database, "User", conf->user, "Role", conf->role,
+                  "Product", conf->product, "Password", conf->password, "Nonce", nonce,
+                  "HMAC512Signature", sig, "RequestTimeStamp", timestamp);
+    if (!req)
+        util_err(err, errlen, "advoware token: request not built (text not UTF-8?)");
+    return req;
 }
 
 /* A fresh UUID (version 4) and the ISO-8601 UTC time with milliseconds. */
@@ -295,8 +313,10 @@ static int call(struct advo *a, const char *method, const char *path, const json
     if (out)
         *out = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (rate_limit(a, err, errlen) != 0 || ensure_token(a, err, errlen) != 0)
+        if (rate_limit(a, err, errlen) != 0 || ensure_token(a, err, errlen) != 0) {
+            *status = 0; /* no answer to this call (a 401 before it is not the answer) */
             return -1;
+        }
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", a->token);
         const char *headers[] = {auth, NULL};
         struct httpc_resp r;
