@@ -108,11 +108,11 @@ static void test_token_request_fields(void **state)
 static const char *const bad_keys[] = {
     "not base64!", /* not a multiple of 4, not the alphabet */
     "YWJ",         /* truncated */
-    "YW!j",
-    "====",
-    "A===",
-    "YQ=A", /* a character outside the alphabet */
-    "",     /* no key at all */
+    "YW!j",        /* a character outside the alphabet */
+    "====",        /* padding only */
+    "A===",        /* more padding than base64 has */
+    "YQ=A",        /* padding inside */
+    "",            /* no key at all */
     NULL,
 };
 
