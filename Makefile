@@ -1,12 +1,13 @@
 # Thin wrapper around CMake. `make` builds into build/ (binaries in build/bin/),
-# `make test` installs missing Debian packages, builds and runs every test through ctest.
+# `make test` installs missing Debian packages, builds and runs every test through ctest;
+# `make demo` runs the whole pipeline on loopback with progress and a report.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common producer worker tests -name '*.[ch]')
 
-.PHONY: all build deps test asan valgrind format format-check clean
+.PHONY: all build deps test demo asan valgrind format format-check clean
 
 all: build
 
@@ -22,6 +23,11 @@ build: $(BUILD)/CMakeCache.txt
 test: deps
 	$(MAKE) build
 	cd $(BUILD) && ctest $(CTEST_ARGS)
+
+# The whole pipeline on loopback with live progress and a report (tests/demo/demo.py).
+demo: deps
+	$(MAKE) build
+	VMH_BIN_DIR=$(CURDIR)/$(BUILD)/bin python3 tests/demo/demo.py
 
 $(ASAN_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVMH_SANITIZE=ON

@@ -56,8 +56,8 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
                  n, msg);
         break;
     case OUT_PERMANENT:
+        /* no retry count: nothing is retried until a person changes the data */
         json_object_set_new(a, "syncStatus", json_string("permanently_failed"));
-        json_object_set_new(a, "syncRetryCount", json_integer(n));
         json_object_set_new(a, "syncNextRetry", json_null());
         json_object_set_new(a, "syncAutoResetAt", json_null());
         json_object_set_new(a, "syncErrorMessage", json_string(msg));

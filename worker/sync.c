@@ -442,6 +442,30 @@ static bool nothing_to_write(struct run *r, const struct wk_event *ev, size_t n)
     return rowid && had && strcmp(rowid, had) == 0;
 }
 
+/* A permanent failure stands until a person changes the entity (dirty) or the cron's auto
+ * reset: a run that finds nothing changed must not call it clean (its data never reached
+ * Advoware). */
+static bool keeps_failure(struct run *r)
+{
+    const char *st = jstr(r->entity, "syncStatus");
+    return r->scase == CASE_NO_CHANGE && !r->auto_reset && st &&
+           strcmp(st, "permanently_failed") == 0;
+}
+
+/* Whether the PUT would write only values the entity already has. */
+static bool changes_nothing(struct run *r)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->put, k, v)
+    {
+        json_t *had = json_object_get(r->entity, k);
+        if (!json_equal(v, had ? had : json_null()))
+            return false;
+    }
+    return true;
+}
+
 /* One GET → PUT round. STEP_CONFLICT: start over. */
 static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
 {
@@ -485,7 +509,7 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     s = r->betnr > 0 ? update(r) : create(r);
     switch (s) {
     case STEP_OK:
-        if (nothing_to_write(r, ev, n))
+        if (nothing_to_write(r, ev, n) || keeps_failure(r))
             return STEP_OK;
         add_status(r, OUT_SUCCESS);
         break;
@@ -504,6 +528,8 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     bool espo_pending = r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT;
     if (s == STEP_TRANSIENT && espo_pending)
         pending_set(r, true); /* before the status write that hides the dirty flag */
+    if (s != STEP_OK && changes_nothing(r))
+        return s; /* the same failure again: already written, and already notified */
     enum step w = final_put(r);
     if (w != STEP_OK)
         return w;

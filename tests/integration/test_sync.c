@@ -440,9 +440,22 @@ static void test_validation_error_is_permanent(void **state)
               sizeof id);
     json_t *e = wait_status(id, "permanently_failed", 0);
     assert_non_null(strstr(str(e, "syncErrorMessage"), "vorname"));
+    long long version = json_integer_value(json_object_get(e, "versionNumber"));
     json_decref(e);
     settle();
     expect_calls(&before, 1, 1, 1, 0, 0, 0);
+    assert_int_equal(notifications_with("vorname: longer than 30"), 1);
+    /* a later cron run that finds nothing changed keeps the failure (the data is still bad) */
+    snapshot(&before);
+    sync_check(id, "dirty");
+    bool ok;
+    TH_WAIT(ok, calls_of(&g.espo, "GET", E_ONE) > before.e_get, 30000);
+    assert_true(ok);
+    settle();
+    e = espo_state(id);
+    assert_string_equal(str(e, "syncStatus"), "permanently_failed");
+    assert_int_equal(json_integer_value(json_object_get(e, "versionNumber")), version);
+    json_decref(e);
     assert_int_equal(notifications_with("vorname: longer than 30"), 1);
 }
 

@@ -47,7 +47,7 @@ static const struct scase cases[] = {
      "\"syncAutoResetAt\":\"2026-01-02 10:00:00\",\"syncErrorMessage\":\"503\"}",
      true, "5-mal fehlgeschlagen"},
     {OUT_PERMANENT, 0,
-     "{\"syncStatus\":\"permanently_failed\",\"syncRetryCount\":1,\"syncNextRetry\":null,"
+     "{\"syncStatus\":\"permanently_failed\",\"syncNextRetry\":null,"
      "\"syncAutoResetAt\":null,\"syncErrorMessage\":\"503\"}",
      true, "bitte Daten korrigieren: 503"},
     {OUT_DELETED_IN_ADVOWARE, 0,

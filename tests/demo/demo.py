@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""make demo: the whole vmh-sync pipeline on loopback, with live progress and a final report.
+
+Starts kafka-mock, a private redis-server, espocrm-sim and advoware-sim (with a realistic 20-50 ms
+latency), vmh-producer (webhooks registered in espocrm-sim, cron every few seconds) and two
+vmh-workers, all on free ports. Then it plays, phase by phase:
+
+  create        seeds DEMO_ENTITIES parties in EspoCRM (pending_sync); the cron finds them
+  espocrm edit  a UI user edits some of them (webhooks)
+  advoware edit an Advoware user edits others; an operator asks for a resync (sync_check)
+  no change     a resync of parties that did not change
+  conflict      both sides edit the same parties: EspoCRM wins
+  bad data      a UI user enters a first name Advoware rejects (too long)
+  delete        a UI user deletes parties (a notice goes to a person; Advoware keeps them)
+
+and reports API calls per sync against the budget, conflicts, notifications, sync times and a
+field-by-field consistency check of both systems. Ctrl-C stops everything; nothing is left
+running. Environment: VMH_BIN_DIR (build/bin), DEMO_ENTITIES (300), DEMO_LATENCY_MS (20),
+DEMO_JITTER_MS (30).
+"""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("VMH_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+N = int(os.environ.get("DEMO_ENTITIES", "300"))
+LATENCY = os.environ.get("DEMO_LATENCY_MS", "20")
+JITTER = os.environ.get("DEMO_JITTER_MS", "30")
+ESPO_KEY = "dev-espocrm-key"
+TTY = sys.stdout.isatty()
+PROCS = []
+WORK = tempfile.mkdtemp(prefix="vmh-demo-")
+# SPEC §5.3 per sync, plus the notification where the case sends one (conflict, bad data: both
+# GETs, the status PUT and the notice; delete: the GET and the notice).
+BUDGET = {"create": 3, "espocrm edit": 4, "advoware edit": 3, "no change": 2, "conflict": 5,
+          "delete": 2, "bad data": 4}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(name, args, env=None, out=True):
+    log = open(os.path.join(WORK, name + ".log"), "w")
+    p = subprocess.Popen([os.path.join(BIN, name) if "/" not in name and name != "redis-server"
+                          else name] + args,
+                         stdout=subprocess.PIPE if out else log, stderr=log,
+                         env=dict(os.environ, **(env or {})), text=True)
+    PROCS.append(p)
+    return p
+
+
+def stop_all():
+    for p in reversed(PROCS):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in reversed(PROCS):
+        try:
+            p.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    PROCS.clear()
+
+
+def http(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        return e.code, None
+    except (urllib.error.URLError, ConnectionError):
+        return 0, None
+
+
+def wait_for(what, cond, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(0.1)  # polling interval
+    raise SystemExit(f"demo: {what} did not happen within {timeout} s (logs: {WORK})")
+
+
+def metrics(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def metric_sum(ports, name):
+    total = 0.0
+    for port in ports:
+        for line in metrics(port).splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class Stack:
+    def __init__(self):
+        self.kafka = start("kafka-mock", ["--partitions", "12"])
+        self.brokers = self.kafka.stdout.readline().strip()
+        self.redis_port = free_port()
+        start("redis-server", ["--port", str(self.redis_port), "--bind", "127.0.0.1", "--save",
+                               "", "--appendonly", "no"], out=False)
+        sim_args = ["--port", "0", "--latency-ms", LATENCY, "--jitter-ms", JITTER]
+        self.espo = self.sim("espocrm-sim", sim_args + ["--webhook-retry-ms", "2000"])
+        self.advo = self.sim("advoware-sim", sim_args)
+        web, ops = free_port(), free_port()
+        secrets = []
+        for ev in ("create", "update", "delete"):
+            st, out = http("POST", self.espo + "/api/v1/Webhook",
+                           {"event": "CBeteiligte." + ev, "skipOwn": True,
+                            "url": f"http://127.0.0.1:{web}/webhook/beteiligte/{ev}"},
+                           {"X-Api-Key": ESPO_KEY})
+            if st not in (200, 201):
+                raise SystemExit(f"demo: webhook registration failed ({st})")
+            secrets.append(f"{out['id']}:{out['secretKey']}")
+        common = {"KAFKA_BROKERS": self.brokers, "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}",
+                  "ESPOCRM_URL": self.espo, "ESPOCRM_API_KEY": ESPO_KEY, "LOG_FORMAT": "text",
+                  "LOG_LEVEL": "error"}
+        start("vmh-producer", [], dict(common, WEBHOOK_LISTEN=f"127.0.0.1:{web}",
+                                      METRICS_LISTEN=f"127.0.0.1:{ops}",
+                                      WEBHOOK_SECRETS=",".join(secrets), CRON_INTERVAL_S="3",
+                                      CRON_RETRY_INTERVAL_S="3", CRON_BATCH="1000"), out=False)
+        self.worker_ports = [free_port(), free_port()]
+        for port in self.worker_ports:
+            start("vmh-worker", [], dict(
+                common, METRICS_LISTEN=f"127.0.0.1:{port}", ADVOWARE_URL=self.advo,
+                ADVOWARE_APP_ID="vmh-dev", ADVOWARE_API_KEY="ZGV2LWFkdm93YXJlLWtleQ==",
+                ADVOWARE_KANZLEI="dev", ADVOWARE_DATABASE="dev", ADVOWARE_USER="dev",
+                ADVOWARE_PASSWORD="dev", ESPOCRM_NOTIFY_USER_ID="kanzlei-admin",
+                WORKER_CONCURRENCY="16"), out=False)
+        self.kprod = None
+        wait_for("the workers joining the group", lambda: all(
+            http("GET", f"http://127.0.0.1:{p}/readyz")[0] == 200 for p in self.worker_ports))
+
+    def sim(self, name, args):
+        p = start(name, args)
+        line = p.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise SystemExit(f"demo: {name} did not start (logs: {WORK})")
+        return "http://" + line[len("listening on "):]
+
+    def entities(self):
+        return http("GET", self.espo + "/_sim/state/CBeteiligte")[1] or []
+
+    def advo_record(self, betnr):
+        return http("GET", f"{self.advo}/_sim/state/Beteiligte/{betnr}")[1]
+
+    def calls(self):
+        """API calls of both simulators that count in the budget (not tokens, lists, 401s)."""
+        n = 0
+        for url in (self.espo, self.advo):
+            for c in (http("GET", url + "/_sim/stats")[1] or {}).get("calls", []):
+                route = c["route"]
+                if c["status"] == 401 or route in ("/api/v1/Token", "/api/v1/CBeteiligte",
+                                                    "/api/v1/advonet/Rechtsformen", "/api/v1/App/user"):
+                    continue
+                n += c["count"]
+        return n
+
+    def runs(self):
+        """Sync runs so far (both workers): a webhook and a cron tick may both bring a party."""
+        return round(metric_sum(self.worker_ports, "vmh_sync_duration_seconds_count"))
+
+    def resync(self, ids):
+        """What `vmhctl resync` does: sync_check messages, source cli."""
+        lines = "".join(json.dumps({"v": 1, "entityId": i, "event": "sync_check", "source": "cli"})
+                        and f'{i}:{json.dumps({"v": 1, "entityId": i, "event": "sync_check", "source": "cli"})}\n'
+                        for i in ids)
+        subprocess.run(["kcat", "-P", "-b", self.brokers, "-t", "vmh.beteiligte.sync_check", "-K:"],
+                       input=lines, text=True, check=True)
+
+
+def bar(done, total, calls_s, errors):
+    width = 30
+    filled = int(width * done / total) if total else width
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done  "
+            f"{calls_s:6.0f} calls/s  {errors} errors")
+
+
+def phase(stack, name, count, act, done, report):
+    """Runs act(), then shows progress until done(entities) says how many of count are done."""
+    before_calls, t0 = stack.calls(), time.time()
+    before_runs = stack.runs()
+    act()
+    last_calls, last_t, shown = before_calls, t0, 0.0
+    while True:
+        ents = stack.entities()
+        n = done(ents)
+        errors = sum(1 for e in ents if e.get("syncStatus") == "failed")
+        now, calls = time.time(), stack.calls()
+        rate = (calls - last_calls) / max(now - last_t, 1e-3)
+        last_calls, last_t = calls, now
+        line = f"{name:14s} " + bar(min(n, count), count, rate, errors)
+        if TTY:
+            print("\r" + line, end="", flush=True)
+        elif now - shown > 2:
+            print(line, flush=True)
+            shown = now
+        if n >= count:
+            break
+        if now - t0 > 180:
+            raise SystemExit(f"\ndemo: phase '{name}' did not finish (logs: {WORK})")
+        time.sleep(0.5)  # refresh interval
+    time.sleep(1.5)  # let late duplicates show in the counters
+    spent = stack.calls() - before_calls
+    print(("\r" if TTY else "") + f"{name:14s} " + bar(count, count, 0, 0)
+          + f"  {time.time() - t0:5.1f} s")
+    report.append((name, max(stack.runs() - before_runs, 1), spent))
+
+
+def by_status(ents, ids, status):
+    return sum(1 for e in ents if e["id"] in ids and e.get("syncStatus") == status)
+
+
+def main():
+    print(f"vmh-sync demo: {N} parties, simulators answering in {LATENCY}+{JITTER} ms (logs: {WORK})")
+    stack = Stack()
+    report = []
+    rnd = random.Random(7)
+
+    seeded = []
+
+    def seed():
+        seeded.extend(http("POST", stack.espo + "/_sim/seed", {"count": N})[1]["ids"])
+    phase(stack, "create", N, seed, lambda ents: by_status(ents, set(seeded), "clean"), report)
+
+    ids = list(seeded)
+    rnd.shuffle(ids)
+    k = max(1, N // 10)
+    espo_edit, advo_edit, same, both = ids[:k], ids[k:2 * k], ids[2 * k:3 * k], ids[3 * k:3 * k + k // 2]
+    bad, gone = ids[3 * k + k // 2:3 * k + k // 2 + 3], ids[-3:]
+    betnr = {e["id"]: e["betnr"] for e in stack.entities()}
+
+    def versions():
+        return {e["id"]: e["versionNumber"] for e in stack.entities()}
+
+    def moved(group, status, before):
+        return lambda ents: sum(1 for e in ents if e["id"] in group and e.get("syncStatus") == status
+                                and e["versionNumber"] > before[e["id"]])
+
+    v = versions()
+    phase(stack, "espocrm edit", len(espo_edit), lambda: [
+        http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {"vorname": "Demo", "titel": "Dr."})
+        for i in espo_edit], lambda ents: moved(set(espo_edit), "clean", {i: v[i] + 1 for i in espo_edit})(ents), report)
+
+    v = versions()
+    for i in advo_edit:
+        http("PUT", f"{stack.advo}/_sim/ui/Beteiligte/{betnr[i]}", {"zusatz": "aus Advoware"})
+    phase(stack, "advoware edit", len(advo_edit), lambda: stack.resync(advo_edit),
+          moved(set(advo_edit), "clean", v), report)
+
+    runs = stack.runs()
+    phase(stack, "no change", len(same), lambda: stack.resync(same),
+          lambda ents: stack.runs() - runs, report)
+
+    v = versions()
+    for i in both:
+        http("PUT", f"{stack.advo}/_sim/ui/Beteiligte/{betnr[i]}", {"vorname": "Advoware"})
+    phase(stack, "conflict", len(both), lambda: [
+        http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {"vorname": "EspoCRM"}) for i in both],
+        lambda ents: moved(set(both), "clean", {i: v[i] + 1 for i in both})(ents), report)
+
+    v = versions()
+    phase(stack, "bad data", len(bad), lambda: [
+        http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {"vorname": "X" * 40}) for i in bad],
+        moved(set(bad), "permanently_failed", {i: v[i] + 1 for i in bad}), report)
+
+    notes_before = len(http("GET", stack.espo + "/_sim/notifications")[1])
+
+    def deleted(ents):
+        notes = http("GET", stack.espo + "/_sim/notifications")[1]
+        return sum(1 for n in notes if "Bitte manuell in Advoware löschen" in n["message"]
+                   and any(f"betNr {betnr[i]}" in n["message"] for i in gone))
+    phase(stack, "delete", len(gone), lambda: [
+        http("DELETE", f"{stack.espo}/_sim/ui/CBeteiligte/{i}") for i in gone], deleted, report)
+
+    # ---- report --------------------------------------------------------------------------
+    ents = stack.entities()
+    statuses = {}
+    for e in ents:
+        statuses[e.get("syncStatus")] = statuses.get(e.get("syncStatus"), 0) + 1
+    print("\nReport")
+    print(f"  parties in EspoCRM: {len(ents)}  " +
+          "  ".join(f"{s}: {n}" for s, n in sorted(statuses.items(), key=lambda x: str(x[0]))))
+    print("  API calls per sync run (both systems; token, list and Rechtsformen calls excluded):")
+    budgets_ok = True
+    for name, count, spent in report:
+        per = spent / count if count else 0
+        b = BUDGET[name]
+        flag = "ok" if per <= b + 0.01 else "OVER"
+        budgets_ok &= flag == "ok"
+        print(f"    {name:14s} {count:4d} runs  {per:5.2f} calls each  budget {b}  {flag}")
+    conflicts = metric_sum(stack.worker_ports, "vmh_sync_conflicts_total")
+    notes = http("GET", stack.espo + "/_sim/notifications")[1]
+    print(f"  conflicts resolved for EspoCRM: {conflicts:.0f}")
+    print(f"  notifications: {len(notes)} ({len(notes) - notes_before} deletion notices)")
+    quantiles(stack)
+    bad_ids = set(bad)
+    mismatches = 0
+    for e in ents:
+        if e["id"] in bad_ids or e.get("syncStatus") != "clean":
+            continue
+        a = stack.advo_record(e["betnr"]) or {}
+        for ef, af in (("name", "name"), ("vorname", "vorname"), ("rechtsform", "rechtsform"),
+                       ("titel", "titel"), ("anrede", "anrede"), ("bAnrede", "bAnrede"),
+                       ("zusatz", "zusatz")):
+            if (e.get(ef) or None) != (a.get(af) or None):
+                mismatches += 1
+        if (e.get("dateOfBirth") or "")[:10] != (a.get("geburtsdatum") or "")[:10]:
+            mismatches += 1
+        if e.get("advowareRowId") != a.get("rowId"):
+            mismatches += 1
+    records = http("GET", stack.advo + "/_sim/state/Beteiligte")[1]
+    dupes = len(records) - len(seeded)
+    print(f"  consistency: {sum(1 for e in ents if e.get('syncStatus') == 'clean')} clean parties "
+          f"compared field by field: {mismatches} differences; Advoware records {len(records)} for "
+          f"{len(seeded)} parties ({'no duplicates' if dupes == 0 else f'{dupes} extra'})")
+    consistent = mismatches == 0 and dupes == 0
+    print("  result:", "both systems consistent" if consistent else "NOT CONSISTENT",
+          "/", "every budget met" if budgets_ok else "a budget was exceeded")
+    return 0 if consistent and budgets_ok else 1
+
+
+def quantiles(stack):
+    """p50/p99 of vmh_sync_duration_seconds, from the histogram buckets of both workers."""
+    buckets = {}
+    for port in stack.worker_ports:
+        for line in metrics(port).splitlines():
+            if line.startswith("vmh_sync_duration_seconds_bucket{"):
+                le = line.split('le="')[1].split('"')[0]
+                buckets[le] = buckets.get(le, 0) + float(line.rsplit(" ", 1)[1])
+    if not buckets or not buckets.get("+Inf"):
+        return
+    total = buckets["+Inf"]
+    bounds = sorted((float(k), v) for k, v in buckets.items() if k != "+Inf")
+    def q(p):
+        for le, count in bounds:
+            if count >= p * total:
+                return f"<= {le * 1000:.0f} ms"
+        return "> last bucket"
+    print(f"  sync time per party ({total:.0f} runs): p50 {q(0.5)}, p99 {q(0.99)}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        rc = main()
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted; stopping everything")
+        rc = 130
+    finally:
+        stop_all()
+    sys.exit(rc)
