@@ -15,12 +15,13 @@ vmh-workers, all on free ports. Then it plays, phase by phase:
 
 and reports API calls per sync against the budget, conflicts, notifications, sync times and a
 field-by-field consistency check of both systems. Ctrl-C stops everything; nothing is left
-running. Environment: VMH_BIN_DIR (build/bin), DEMO_ENTITIES (300), DEMO_LATENCY_MS (20),
+running. Logs are removed after a consistent run and kept otherwise. Environment: VMH_BIN_DIR (build/bin), DEMO_ENTITIES (300), DEMO_LATENCY_MS (20),
 DEMO_JITTER_MS (30).
 """
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -370,4 +371,8 @@ if __name__ == "__main__":
         rc = 130
     finally:
         stop_all()
+    if rc == 0:
+        shutil.rmtree(WORK, ignore_errors=True)
+    else:
+        print(f"demo: logs kept in {WORK}")
     sys.exit(rc)
