@@ -60,6 +60,8 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
     conf->espo_key = cfg_str(cfg, "ESPOCRM_API_KEY");
     conf->notify_user_id = cfg_str(cfg, "ESPOCRM_NOTIFY_USER_ID");
     conf->mark_syncing = cfg_bool(cfg, "SYNC_MARK_SYNCING");
+    if (conf->mark_syncing) /* one more call per run, and a version step the run must follow */
+        log_warn("SYNC_MARK_SYNCING=1 is not supported yet; runs do not write syncing");
     conf->timeout_ms = (long)cfg_duration_ms(cfg, "HTTP_TIMEOUT_MS");
     conf->advo = (struct advo_conf){
         .base_url = cfg_str(cfg, "ADVOWARE_URL"),
