@@ -132,15 +132,8 @@ json_t *advo_token_request(const struct advo_conf *conf, const char *nonce, cons
         util_err(err, errlen, "advoware token: incomplete configuration");
         return NULL;
     }
-    /* Strict base64: EVP_DecodeBlock alone accepts "====" or "YQ=A". Padding only at the end,
-     * at most two, and the key must not be empty. */
-    size_t pad = (len > 0 && b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
-    bool strict = len > 0 && len % 4 == 0 && len / 4 * 3 <= sizeof key &&
-                  strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") ==
-                      len - pad;
-    int keylen = strict ? EVP_DecodeBlock(key, (const unsigned char *)b64, (int)len) : -1;
-    keylen -= (int)pad;
-    if (!strict || keylen <= 0) {
+    int keylen = util_b64_decode(b64, len, key, sizeof key);
+    if (keylen <= 0) {
         util_err(err, errlen, "ADVOWARE_API_KEY: not base64");
         return NULL;
     }

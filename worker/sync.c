@@ -9,13 +9,13 @@
 
 #include "compare.h"
 #include "espo.h"
+#include "kommsync.h"
 #include "log.h"
 #include "mapper.h"
 #include "status.h"
 #include "synctime.h"
 #include "util.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,12 +152,8 @@ static enum step classify(long status)
 static void notify_once(struct run *r, const char *text)
 {
     const char *user = r->user ? r->user : r->conf->notify_user_id;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
     char key[200], hex[33], err[256];
-    EVP_Digest(text, strlen(text), md, &mdlen, EVP_md5(), NULL);
-    for (unsigned i = 0; i < 16 && i < mdlen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    util_md5_hex(text, strlen(text), hex, 32);
     snprintf(key, sizeof key, "vmh:notified:%s:%s", r->id, hex);
     if (!user) {
         log_warn("notification without a recipient (set ESPOCRM_NOTIFY_USER_ID)",
@@ -278,12 +274,55 @@ static enum step validate(struct run *r)
     return STEP_OK;
 }
 
+/* The Kommunikation of the run (SPEC §5.4): its Advoware calls, then its EspoCRM side into the
+ * final PUT, its notifications. ks was planned and validated before the run's first write. */
+static enum step kommunikation(struct run *r, struct ksync *ks)
+{
+    bool transient = false;
+    enum step s = STEP_OK;
+    if (ksync_planned(ks) &&
+        ksync_run(ks, r->t->advo, r->betnr, &transient, r->err, sizeof r->err) != 0)
+        s = transient ? STEP_TRANSIENT : STEP_PERMANENT;
+    ksync_fill_put(ks, r->put);
+    for (size_t i = 0; ksync_note(ks, i); i++)
+        notify_once(r, ksync_note(ks, i));
+    return s;
+}
+
+/* Plans the Kommunikation and validates what it would write. NULL with *s set on failure. */
+static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list, bool create,
+                                        bool espo_changed, enum step *s)
+{
+    struct ksync_in in = {.entity = r->entity,
+                          .advo_list = advo_list,
+                          .create = create,
+                          .espo_changed = espo_changed,
+                          .dir = r->scase == CASE_CONFLICT ? KOMM_TO_ADVOWARE : KOMM_BOTH};
+    struct ksync *ks = ksync_new(&in);
+    if (!ks) {
+        snprintf(r->err, sizeof r->err, "Kommunikation: out of memory");
+        *s = STEP_TRANSIENT;
+        return NULL;
+    }
+    if (ksync_validate(ks, r->err, sizeof r->err) != 0) {
+        ksync_free(ks);
+        *s = STEP_PERMANENT;
+        return NULL;
+    }
+    *s = STEP_OK;
+    return ks;
+}
+
 /* No betnr: POST to Advoware, write the link at once, put betnr and rowId. */
 static enum step create(struct run *r)
 {
     r->scase = CASE_ESPOCRM_NEWER;
     enum step s = validate(r);
     if (s != STEP_OK)
+        return s;
+    struct ksync *ks =
+        plan_kommunikation(r, NULL, true, true, &s); /* the new record has no entries */
+    if (!ks)
         return s;
     json_t *body = map_to_advo(r->entity), *out = NULL;
     long status = 0;
@@ -293,6 +332,7 @@ static enum step create(struct run *r)
         if (rc == 0)
             snprintf(r->err, sizeof r->err, "Advoware POST Beteiligte: %ld", status);
         json_decref(out);
+        ksync_free(ks);
         if (rc != 0)
             return STEP_TRANSIENT;
         return classify(status) == STEP_GONE ? STEP_PERMANENT : classify(status);
@@ -310,6 +350,7 @@ static enum step create(struct run *r)
         snprintf(r->err, sizeof r->err, "Advoware POST Beteiligte: no betNr in the answer");
         json_decref(out);
         json_decref(again);
+        ksync_free(ks);
         return STEP_TRANSIENT;
     }
     /* The link first: a redelivered run finds it and finishes instead of creating again. */
@@ -321,9 +362,10 @@ static enum step create(struct run *r)
         json_object_set_new(r->put, "advowareRowId", json_string(rowid));
     json_decref(out);
     json_decref(again);
-    r->scase = CASE_ESPOCRM_NEWER;
     log_info("created in Advoware", LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
-    return STEP_OK;
+    s = kommunikation(r, ks);
+    ksync_free(ks);
+    return s;
 }
 
 /* betnr set: GET Advoware, compare, maybe PUT Advoware or take its fields. */
@@ -356,37 +398,41 @@ static enum step update(struct run *r)
     in.has_geaendert = ga && st_parse_advo(ga, &in.geaendert_am) == 0;
     r->scase = cmp_decide(&in);
     const char *rowid = in.advo_rowid;
-    enum step s = STEP_OK;
     json_t *out = NULL;
-
-    if (r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT) {
-        s = validate(r);
-        if (s == STEP_OK && !map_equal(r->entity, advo)) {
-            json_t *body = map_to_advo(r->entity);
-            int rc = advo_put_beteiligte(r->t->advo, r->betnr, body, &status, &out, r->err,
-                                         sizeof r->err);
-            json_decref(body);
-            if (rc != 0) {
-                s = STEP_TRANSIENT;
-            } else if (status < 200 || status >= 300) {
-                snprintf(r->err, sizeof r->err, "Advoware PUT Beteiligte %lld: %ld", r->betnr,
-                         status);
-                s = classify(status);
-            } else {
-                rowid = jstr(out, "rowId"); /* the PUT's answer: no GET after PUT */
-            }
+    bool push = r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT;
+    /* Everything is validated before the first write (SPEC §5.1). */
+    enum step s = push ? validate(r) : STEP_OK;
+    struct ksync *ks = NULL;
+    if (s == STEP_OK)
+        ks = plan_kommunikation(r, json_object_get(advo, "kommunikation"), false,
+                                cmp_espo_changed(&in), &s);
+    if (s == STEP_OK && push && !map_equal(r->entity, advo)) {
+        json_t *body = map_to_advo(r->entity);
+        int rc =
+            advo_put_beteiligte(r->t->advo, r->betnr, body, &status, &out, r->err, sizeof r->err);
+        json_decref(body);
+        if (rc != 0) {
+            s = STEP_TRANSIENT;
+        } else if (status < 200 || status >= 300) {
+            snprintf(r->err, sizeof r->err, "Advoware PUT Beteiligte %lld: %ld", r->betnr, status);
+            s = classify(status);
+        } else {
+            rowid = jstr(out, "rowId"); /* the PUT's answer: no GET after PUT */
         }
-        if (s == STEP_OK && r->scase == CASE_CONFLICT) {
-            metric_inc(r->conf->conflicts);
-            notify_once(r, "Konflikt gelöst: EspoCRM-Daten wurden übernommen");
-        }
-    } else if (r->scase == CASE_ADVOWARE_NEWER) {
+    } else if (s == STEP_OK && r->scase == CASE_ADVOWARE_NEWER) {
         json_t *fields = map_to_espo(advo);
         json_object_update(r->put, fields);
         json_decref(fields);
     }
     if (s == STEP_OK && rowid)
         json_object_set_new(r->put, "advowareRowId", json_string(rowid));
+    if (s == STEP_OK && r->scase == CASE_CONFLICT) { /* the Stammdaten are EspoCRM's now */
+        metric_inc(r->conf->conflicts);
+        notify_once(r, "Konflikt gelöst: EspoCRM-Daten wurden übernommen");
+    }
+    if (s == STEP_OK)
+        s = kommunikation(r, ks);
+    ksync_free(ks);
     json_decref(out);
     json_decref(advo);
     return s;
@@ -511,8 +557,13 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     s = r->betnr > 0 ? update(r) : create(r);
     switch (s) {
     case STEP_OK:
-        if (nothing_to_write(r, ev, n) || keeps_failure(r))
+        if (nothing_to_write(r, ev, n))
             return STEP_OK;
+        if (keeps_failure(r)) { /* the failure stands; Kommunikation changes still go in */
+            if (changes_nothing(r))
+                return STEP_OK;
+            break;
+        }
         add_status(r, OUT_SUCCESS);
         break;
     case STEP_TRANSIENT:
@@ -539,7 +590,7 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
         if (link_set(r, r->betnr, false) != 0)
             log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));
         const char *was = jstr(r->entity, "syncStatus");
-        if (was && strcmp(was, "clean") != 0)
+        if (was && strcmp(was, "clean") != 0 && !keeps_failure(r))
             pending_set(r, false);
     }
     return s;

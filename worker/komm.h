@@ -1,0 +1,124 @@
+/* komm.h: the Kommunikation sync's decisions (SPEC §5.4), pure functions: the kommKz table,
+ * value comparison and the value heuristic, validation of values written to Advoware, the
+ * kommunikationHash, and the planner that turns both sides' entries into actions.
+ *
+ * The planner never calls anything. kommsync.c runs its Advoware actions, folds its EspoCRM
+ * actions into the run's final PUT, and reports. */
+#ifndef VMH_KOMM_H
+#define VMH_KOMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum komm_class { KOMM_PHONE, KOMM_EMAIL };
+
+/* ---- the kommKz table ---------------------------------------------------------------------- */
+
+#define KOMM_KZ_MAX 12
+
+/* Advoware's name of kz ("TelGesch", ...), NULL if kz is not 1..12. */
+const char *komm_kz_name(int kz);
+/* KOMM_PHONE or KOMM_EMAIL; -1 if kz is not 1..12. */
+int komm_kz_class(int kz);
+/* The EspoCRM phone type of kz (Office, Fax, Mobile, Home, Other); NULL for e-mails. */
+const char *komm_kz_type(int kz);
+/* The kommKz a new EspoCRM item gets: e-mail 4; Office 1, Fax 2, Mobile 3, Home 6, Other (and
+ * any type EspoCRM may add) 10. */
+int komm_kz_for(enum komm_class cls, const char *type);
+/* Whether an Advoware entry of kz can hold an EspoCRM item of cls/type (FaxPrivat holds a Fax,
+ * every e-mail kz an e-mail). A NULL phone type fits every phone kz. */
+bool komm_kz_fits(int kz, enum komm_class cls, const char *type);
+/* kommKz of an unmarked Advoware entry whose GET said 0: '@' → 4, "http"/"www." → 5, else 1. */
+int komm_kz_guess(const char *value);
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+/* Equal after trimming blanks; e-mails ignore ASCII case. NULL counts as "". */
+bool komm_value_eq(const char *a, const char *b, enum komm_class cls);
+/* s without leading and trailing blanks, malloc'd (NULL: out of memory). */
+char *komm_trim(const char *s);
+/* Validation of a value about to be written to Advoware (SPEC §5.1): e-mail syntax, phone
+ * characters. 0, or -1 with msg naming the value and the rule. */
+int komm_check_value(enum komm_class cls, const char *value, char *msg, size_t msglen);
+
+/* kommunikationHash: the first 16 hex digits of MD5 over the sorted rowIds, concatenated.
+ * Sorts rowids in place. out has 17 bytes. 0, or -1 when out of memory. */
+int komm_hash(const char **rowids, size_t n, char out[17]);
+
+/* ---- the planner --------------------------------------------------------------------------- */
+
+struct komm_espo {      /* one EspoCRM phone or e-mail item */
+    const char *value;  /* as stored (compared trimmed) */
+    enum komm_class cls;
+    const char *type;   /* phone type; NULL for e-mails */
+};
+
+struct komm_advo {        /* one Advoware Kommunikation entry as its GET shows it */
+    const char *tlf;      /* NULL = "" */
+    int kz;               /* kommKz of the GET (0: Advoware's bug; the marker knows) */
+    const char *bemerkung;
+};
+
+enum komm_dir { KOMM_BOTH, KOMM_TO_ADVOWARE /* a conflict: EspoCRM wins everything */ };
+
+struct komm_in {
+    const struct komm_espo *espo;
+    size_t nespo;
+    const struct komm_advo *advo;
+    size_t nadvo;
+    bool initial;      /* no kommunikationHash yet */
+    bool espo_changed; /* EspoCRM changed since the last sync (SPEC §5.2) */
+    bool advo_changed; /* the hash of Advoware's rowIds differs from the stored one */
+    enum komm_dir dir;
+};
+
+/* Var1..Var6 of SPEC §5.4, and the marker-only pairing of equal values (KVAR_MATCH). */
+enum komm_var { KVAR_1 = 1, KVAR_2, KVAR_3, KVAR_4, KVAR_5, KVAR_6, KVAR_MATCH, KVAR_N };
+
+enum komm_op {
+    KOP_ADVO_POST,   /* POST a new entry: tlf, kz, bemerkung, online true */
+    KOP_ADVO_PUT,    /* PUT entry `advo`: tlf, bemerkung, online unless -1 */
+    KOP_ESPO_ADD,    /* add value (cls, type) to EspoCRM */
+    KOP_ESPO_SET,    /* EspoCRM item `espo` gets value */
+    KOP_ESPO_REMOVE, /* EspoCRM item `espo` goes */
+    KOP_NOTIFY,      /* tell the user `value` (a type change Advoware cannot make) */
+};
+
+struct komm_action {
+    enum komm_op op;
+    enum komm_var var;
+    size_t advo;     /* KOP_ADVO_PUT: index into komm_in.advo */
+    size_t espo;     /* KOP_ESPO_SET, KOP_ESPO_REMOVE: index into komm_in.espo */
+    int kz;          /* KOP_ADVO_POST: the kommKz */
+    char *tlf;       /* KOP_ADVO_*: the value written */
+    char *bemerkung; /* KOP_ADVO_*: marker and the user's text */
+    int online;      /* KOP_ADVO_*: 1, 0, or -1 = not sent */
+    bool from_espo;  /* KOP_ADVO_*: tlf is an EspoCRM value (validate before writing) */
+    char *value;     /* KOP_ESPO_ADD, KOP_ESPO_SET: the value; KOP_NOTIFY: the text */
+    enum komm_class cls;
+    const char *type; /* KOP_ESPO_ADD: phone type (static), NULL for e-mails */
+    int after;        /* EspoCRM actions: index of the Advoware action that must succeed
+                         first (its other half), -1 if none */
+};
+
+struct komm_plan {
+    struct komm_action *a;
+    size_t n, cap;
+};
+
+/* Whether anything needs planning: the skip rule of SPEC §5.4 (not initial, EspoCRM unchanged,
+ * hash equal → nothing). */
+bool komm_needs_plan(const struct komm_in *in);
+
+/* The actions for in, in execution order. 0, or -1 when out of memory (plan empty). */
+int komm_plan_make(const struct komm_in *in, struct komm_plan *plan);
+void komm_plan_free(struct komm_plan *plan);
+
+/* Advoware calls the plan makes. */
+size_t komm_plan_calls(const struct komm_plan *plan);
+/* Checks every value the plan writes from EspoCRM to Advoware. 0, or -1 with msg. */
+int komm_plan_validate(const struct komm_plan *plan, char *msg, size_t msglen);
+/* "Var1", ..., "Var6", "Match". */
+const char *komm_var_name(enum komm_var v);
+
+#endif

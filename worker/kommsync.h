@@ -1,0 +1,53 @@
+/* kommsync.h: the Kommunikation part of one run (SPEC §5.4): reads both sides' entries out of
+ * the EspoCRM entity and the Advoware record, asks the planner (komm.h), runs the Advoware
+ * calls, and hands the EspoCRM side back as attributes for the run's final PUT (no EspoCRM
+ * call of its own).
+ *
+ * An EspoCRM change that has an Advoware half (Var4: the marker write; Var6: the new marker)
+ * is only written when that half succeeded, so a failed call leaves both sides as they were
+ * and the retry plans the same step again. The hash is written only when every call
+ * succeeded. */
+#ifndef VMH_KOMMSYNC_H
+#define VMH_KOMMSYNC_H
+
+#include "advo.h"
+#include "komm.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct ksync_in {
+    const json_t *entity;    /* the EspoCRM GET: phoneNumberData, emailAddressData, hash */
+    const json_t *advo_list; /* the Advoware record's kommunikation[]; NULL: none yet */
+    bool create;             /* a CREATE: initial whatever the entity says */
+    bool espo_changed;
+    enum komm_dir dir;
+};
+
+struct ksync;
+
+/* Reads the entries and plans (when the skip rule allows). NULL when out of memory. */
+struct ksync *ksync_new(const struct ksync_in *in);
+void ksync_free(struct ksync *ks);
+
+/* Whether the skip rule let the planner run. */
+bool ksync_planned(const struct ksync *ks);
+/* The Advoware calls the plan makes. */
+size_t ksync_calls(const struct ksync *ks);
+/* Validation of the values the plan writes to Advoware. 0, or -1 with msg. */
+int ksync_validate(const struct ksync *ks, char *msg, size_t msglen);
+
+/* Runs the Advoware actions in order (a call that gets no answer stops the rest). 0 when all
+ * succeeded; -1 with msg ("Var1: 2 succeeded, Var5: 1 failed (503)") and *transient (false
+ * only when every failure was a client error such as 400). */
+int ksync_run(struct ksync *ks, struct advo *a, long long betnr, bool *transient, char *msg,
+              size_t msglen);
+
+/* Adds the EspoCRM side to put: phoneNumberData / emailAddressData when they change, and
+ * kommunikationHash when every action succeeded and it differs from the stored one. */
+void ksync_fill_put(const struct ksync *ks, json_t *put);
+
+/* The i-th notification text the plan asks for (type changes); NULL past the end. */
+const char *ksync_note(const struct ksync *ks, size_t i);
+
+#endif
