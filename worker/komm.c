@@ -28,12 +28,12 @@ static const struct {
     enum komm_class cls;
     const char *type;
 } kz_table[KOMM_KZ_MAX + 1] = {
-    [1] = {"TelGesch", KOMM_PHONE, "Office"},     [2] = {"FaxGesch", KOMM_PHONE, "Fax"},
-    [3] = {"Mobil", KOMM_PHONE, "Mobile"},        [4] = {"MailGesch", KOMM_EMAIL, NULL},
-    [5] = {"Internet", KOMM_EMAIL, NULL},         [6] = {"TelPrivat", KOMM_PHONE, "Home"},
-    [7] = {"FaxPrivat", KOMM_PHONE, "Fax"},       [8] = {"MailPrivat", KOMM_EMAIL, NULL},
-    [9] = {"AutoTelefon", KOMM_PHONE, "Other"},   [10] = {"Sonstige", KOMM_PHONE, "Other"},
-    [11] = {"EPost", KOMM_EMAIL, NULL},           [12] = {"Bea", KOMM_EMAIL, NULL},
+    [1] = {"TelGesch", KOMM_PHONE, "Office"},   [2] = {"FaxGesch", KOMM_PHONE, "Fax"},
+    [3] = {"Mobil", KOMM_PHONE, "Mobile"},      [4] = {"MailGesch", KOMM_EMAIL, NULL},
+    [5] = {"Internet", KOMM_EMAIL, NULL},       [6] = {"TelPrivat", KOMM_PHONE, "Home"},
+    [7] = {"FaxPrivat", KOMM_PHONE, "Fax"},     [8] = {"MailPrivat", KOMM_EMAIL, NULL},
+    [9] = {"AutoTelefon", KOMM_PHONE, "Other"}, [10] = {"Sonstige", KOMM_PHONE, "Other"},
+    [11] = {"EPost", KOMM_EMAIL, NULL},         [12] = {"Bea", KOMM_EMAIL, NULL},
 };
 
 static bool kz_valid(int kz)
@@ -151,8 +151,8 @@ int komm_check_value(enum komm_class cls, const char *value, char *msg, size_t m
         for (size_t i = 0; ok && i < n; i++)
             ok = !isspace((unsigned char)v[i]) && !iscntrl((unsigned char)v[i]);
         if (!ok) {
-            util_err(msg, msglen, "emailAddress \"%.*s\": not an e-mail address", (int)(n > 80 ? 80 : n),
-                     v);
+            util_err(msg, msglen, "emailAddress \"%.*s\": not an e-mail address",
+                     (int)(n > 80 ? 80 : n), v);
             return -1;
         }
         return 0;
@@ -521,7 +521,7 @@ int komm_plan_validate(const struct komm_plan *plan, char *msg, size_t msglen)
 
 const char *komm_var_name(enum komm_var v)
 {
-    static const char *const names[] = {"", "Var1", "Var2", "Var3", "Var4", "Var5", "Var6",
-                                        "Match"};
+    static const char *const names[] = {"",     "Var1", "Var2", "Var3",
+                                        "Var4", "Var5", "Var6", "Match"};
     return v >= KVAR_1 && v < KVAR_N ? names[v] : "?";
 }

@@ -47,15 +47,15 @@ int komm_hash(const char **rowids, size_t n, char out[17]);
 
 /* ---- the planner --------------------------------------------------------------------------- */
 
-struct komm_espo {      /* one EspoCRM phone or e-mail item */
-    const char *value;  /* as stored (compared trimmed) */
+struct komm_espo {     /* one EspoCRM phone or e-mail item */
+    const char *value; /* as stored (compared trimmed) */
     enum komm_class cls;
-    const char *type;   /* phone type; NULL for e-mails */
+    const char *type; /* phone type; NULL for e-mails */
 };
 
-struct komm_advo {        /* one Advoware Kommunikation entry as its GET shows it */
-    const char *tlf;      /* NULL = "" */
-    int kz;               /* kommKz of the GET (0: Advoware's bug; the marker knows) */
+struct komm_advo {   /* one Advoware Kommunikation entry as its GET shows it */
+    const char *tlf; /* NULL = "" */
+    int kz;          /* kommKz of the GET (0: Advoware's bug; the marker knows) */
     const char *bemerkung;
 };
 

@@ -36,10 +36,10 @@ static const char *jstr(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static const char *const list_key[] = {[KOMM_PHONE] = "phoneNumberData",
-                                       [KOMM_EMAIL] = "emailAddressData"};
-static const char *const value_key[] = {[KOMM_PHONE] = "phoneNumber",
-                                        [KOMM_EMAIL] = "emailAddress"};
+static const char *const list_key[] = {
+    [KOMM_PHONE] = "phoneNumberData", [KOMM_EMAIL] = "emailAddressData"};
+static const char *const value_key[] = {
+    [KOMM_PHONE] = "phoneNumber", [KOMM_EMAIL] = "emailAddress"};
 
 /* The EspoCRM items with a value, phones first. */
 static int read_espo(struct ksync *ks)
@@ -58,8 +58,10 @@ static int read_espo(struct ksync *ks)
             const char *v = jstr(item, value_key[c]);
             if (!v || !*v)
                 continue;
-            ks->espo[ks->nespo] = (struct komm_espo){
-                .value = v, .cls = (enum komm_class)c, .type = c == KOMM_PHONE ? jstr(item, "type") : NULL};
+            ks->espo[ks->nespo] =
+                (struct komm_espo){.value = v,
+                                   .cls = (enum komm_class)c,
+                                   .type = c == KOMM_PHONE ? jstr(item, "type") : NULL};
             ks->espo_index[ks->nespo++] = i;
         }
     }
@@ -77,9 +79,10 @@ static int read_advo(struct ksync *ks)
     json_t *e;
     json_array_foreach(ks->advo_list, i, e)
     {
-        ks->advo[i] = (struct komm_advo){.tlf = jstr(e, "tlf"),
-                                         .kz = (int)json_integer_value(json_object_get(e, "kommKz")),
-                                         .bemerkung = jstr(e, "bemerkung")};
+        ks->advo[i] =
+            (struct komm_advo){.tlf = jstr(e, "tlf"),
+                               .kz = (int)json_integer_value(json_object_get(e, "kommKz")),
+                               .bemerkung = jstr(e, "bemerkung")};
         const char *r = jstr(e, "rowId");
         if (r && !(ks->rowid[i] = strdup(r)))
             return -1;

@@ -77,8 +77,7 @@ static void fresh_value(enum komm_class cls, char *out, size_t len)
 }
 
 /* The pair a value stands for: trimmed, e-mails lower case, with its type. */
-static void key_of(const char *value, enum komm_class cls, const char *type, char *out,
-                   size_t len)
+static void key_of(const char *value, enum komm_class cls, const char *type, char *out, size_t len)
 {
     char *t = komm_trim(value);
     for (char *p = t; cls == KOMM_EMAIL && *p; p++)
@@ -344,12 +343,12 @@ static void dump(const struct world *w, const struct komm_plan *plan)
         print_message("  espo[%zu] %s %s\n", j, w->e[j].type ? w->e[j].type : "email",
                       w->e[j].value);
     for (size_t i = 0; i < w->na; i++)
-        print_message("  advo[%zu] kz=%d tlf=%s bem=%s\n", i, w->a[i].kz, w->a[i].tlf,
-                      w->a[i].bem);
+        print_message("  advo[%zu] kz=%d tlf=%s bem=%s\n", i, w->a[i].kz, w->a[i].tlf, w->a[i].bem);
     for (size_t k = 0; plan && k < plan->n; k++)
         print_message("  action %d %s advo=%zu espo=%zu tlf=%s bem=%s value=%s\n", plan->a[k].op,
                       komm_var_name(plan->a[k].var), plan->a[k].advo, plan->a[k].espo,
-                      plan->a[k].tlf ? plan->a[k].tlf : "", plan->a[k].bemerkung ? plan->a[k].bemerkung : "",
+                      plan->a[k].tlf ? plan->a[k].tlf : "",
+                      plan->a[k].bemerkung ? plan->a[k].bemerkung : "",
                       plan->a[k].value ? plan->a[k].value : "");
 }
 

@@ -50,8 +50,7 @@ static const struct pcase parse_cases[] = {
     {NULL, MARKER_NONE, 0, NULL, ""},
     {"", MARKER_NONE, 0, NULL, ""},
     {"Nur vormittags", MARKER_NONE, 0, NULL, "Nur vormittags"},
-    {"[ESPOCRM:bWF4QGV4YW1wbGUuY29t:0]", MARKER_NONE, 0, NULL,
-     "[ESPOCRM:bWF4QGV4YW1wbGUuY29t:0]"},
+    {"[ESPOCRM:bWF4QGV4YW1wbGUuY29t:0]", MARKER_NONE, 0, NULL, "[ESPOCRM:bWF4QGV4YW1wbGUuY29t:0]"},
     {"[ESPOCRM:bWF4QGV4YW1wbGUuY29t:13]", MARKER_NONE, 0, NULL,
      "[ESPOCRM:bWF4QGV4YW1wbGUuY29t:13]"},
     {"[ESPOCRM:bWF4QGV4YW1wbGUuY29t:04]", MARKER_NONE, 0, NULL,
@@ -62,8 +61,8 @@ static const struct pcase parse_cases[] = {
     {"[ESPOCRM:YQ=A:4]", MARKER_NONE, 0, NULL, "[ESPOCRM:YQ=A:4]"},
     {"[ESPOCRM:====:4]", MARKER_NONE, 0, NULL, "[ESPOCRM:====:4]"},
     {"[ESPOCRM::4]", MARKER_NONE, 0, NULL, "[ESPOCRM::4]"},
-    {"[ESPOCRM:/w==:4]", MARKER_NONE, 0, NULL, "[ESPOCRM:/w==:4]"},     /* 0xff: not UTF-8 */
-    {"[ESPOCRM:YQBi:4]", MARKER_NONE, 0, NULL, "[ESPOCRM:YQBi:4]"},     /* a NUL inside */
+    {"[ESPOCRM:/w==:4]", MARKER_NONE, 0, NULL, "[ESPOCRM:/w==:4]"}, /* 0xff: not UTF-8 */
+    {"[ESPOCRM:YQBi:4]", MARKER_NONE, 0, NULL, "[ESPOCRM:YQBi:4]"}, /* a NUL inside */
     {"[espocrm:bWF4QGV4YW1wbGUuY29t:4]", MARKER_NONE, 0, NULL, "[espocrm:bWF4QGV4YW1wbGUuY29t:4]"},
     {"[ESPOCRM-SLOT:]", MARKER_NONE, 0, NULL, "[ESPOCRM-SLOT:]"},
     {"[ESPOCRM-SLOT:4:4]", MARKER_NONE, 0, NULL, "[ESPOCRM-SLOT:4:4]"},
@@ -141,9 +140,9 @@ static unsigned rnd(unsigned below)
 /* Random text from an alphabet rich in marker syntax, with random (possibly broken) UTF-8. */
 static void random_text(char *buf, size_t cap)
 {
-    static const char *const pieces[] = {"[ESPOCRM:", "[ESPOCRM-SLOT:", "]", ":", "=", " ",
-                                         "4",         "12",             "0",  "YQ", "bWF4",
-                                         "\xc3\xbc",  "\xff",           "\xc3", "[", "ab"};
+    static const char *const pieces[] = {
+        "[ESPOCRM:", "[ESPOCRM-SLOT:", "]",        ":",    "=",    " ", "4", "12", "0",
+        "YQ",        "bWF4",           "\xc3\xbc", "\xff", "\xc3", "[", "ab"};
     size_t len = 0, n = rnd(12);
     for (size_t i = 0; i < n; i++) {
         const char *p = pieces[rnd(sizeof pieces / sizeof pieces[0])];
