@@ -1,0 +1,468 @@
+/* test_kommunikation.c: the Kommunikation sync end to end (SPEC §5.4) on the full stack of
+ * sync_stack.h: every variant driven by what people do in EspoCRM's UI or in Advoware, the
+ * first sync of an entity both systems already hold, a conflict that reverts Advoware-side
+ * edits, 30 entries in one entity, a type change, a validation error, and a failed
+ * Kommunikation PUT that the retry completes without duplicates. Each test also counts the
+ * calls: one Advoware call per changed Advoware entry, no extra EspoCRM call. */
+#include "harness.h"
+#include "marker.h"
+#include "sync_stack.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- calls --------------------------------------------------------------------------------- */
+
+struct calls {
+    long e_get, e_put, a_get, a_put, a_post, k_post, k_put;
+};
+
+static void snapshot(struct calls *c)
+{
+    c->e_get = ss_calls_of(&ss.espo, "GET", E_ONE);
+    c->e_put = ss_calls_of(&ss.espo, "PUT", E_ONE);
+    c->a_get = ss_calls_of(&ss.advo, "GET", A_ONE);
+    c->a_put = ss_calls_of(&ss.advo, "PUT", A_ONE);
+    c->a_post = ss_calls_of(&ss.advo, "POST", A_ALL);
+    c->k_post = ss_calls_of(&ss.advo, "POST", A_KOMMS);
+    c->k_put = ss_calls_of(&ss.advo, "PUT", A_KOMM);
+}
+
+/* The calls since before: EspoCRM GET, PUT; Advoware GET, PUT, POST Beteiligte; POST, PUT
+ * Kommunikation. */
+static void expect_calls(const struct calls *before, struct calls want)
+{
+    struct calls now;
+    snapshot(&now);
+    struct calls got = {now.e_get - before->e_get,   now.e_put - before->e_put,
+                        now.a_get - before->a_get,   now.a_put - before->a_put,
+                        now.a_post - before->a_post, now.k_post - before->k_post,
+                        now.k_put - before->k_put};
+    if (memcmp(&got, &want, sizeof got) != 0)
+        fail_msg("calls (espo GET PUT, advo GET PUT POST, komm POST PUT): got %ld %ld, %ld %ld "
+                 "%ld, %ld %ld; want %ld %ld, %ld %ld %ld, %ld %ld",
+                 got.e_get, got.e_put, got.a_get, got.a_put, got.a_post, got.k_post, got.k_put,
+                 want.e_get, want.e_put, want.a_get, want.a_put, want.a_post, want.k_post,
+                 want.k_put);
+}
+
+/* ---- both sides' entries ------------------------------------------------------------------ */
+
+/* The Advoware entry holding tlf (true kommKz), borrowed from rec; NULL if none. */
+static json_t *entry_with(const json_t *rec, const char *tlf)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(rec, "kommunikation"), i, e)
+    {
+        if (strcmp(ss_str(e, "tlf"), tlf) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static size_t entries(const json_t *rec)
+{
+    return json_array_size(json_object_get(rec, "kommunikation"));
+}
+
+/* Expects the Advoware entry holding tlf with kommKz kz and the marker of tlf (+ user text). */
+static json_t *expect_entry(const json_t *rec, const char *tlf, int kz, const char *user)
+{
+    json_t *e = entry_with(rec, tlf);
+    if (!e)
+        fail_msg("no Advoware entry \"%s\"", tlf);
+    char *want = marker_format(tlf, kz, user);
+    assert_string_equal(ss_str(e, "bemerkung"), want);
+    assert_int_equal(json_integer_value(json_object_get(e, "kommKz")), kz);
+    free(want);
+    return e;
+}
+
+/* The EspoCRM item of list ("phoneNumberData"/"emailAddressData") with value, or NULL. */
+static json_t *item_with(const json_t *ent, const char *list, const char *value)
+{
+    const char *key = strcmp(list, "phoneNumberData") == 0 ? "phoneNumber" : "emailAddress";
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(ent, list), i, it)
+    {
+        if (strcmp(ss_str(it, key), value) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+static long long version_of(const json_t *e)
+{
+    return json_integer_value(json_object_get(e, "versionNumber"));
+}
+
+/* An Advoware user's move on an entry: method on .../Kommunikationen[/id]. */
+static void advo_user(const char *method, long long betnr, long long id, const char *body)
+{
+    char path[160];
+    if (id)
+        snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld/Kommunikationen/%lld", betnr, id);
+    else
+        snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld/Kommunikationen", betnr);
+    json_decref(ss_call(&ss.advo, method, path, body));
+}
+
+static long long id_of(const json_t *entry)
+{
+    return json_integer_value(json_object_get(entry, "id"));
+}
+
+#define P1  "+49 511 12345"
+#define P2  "+49 511 999999"
+#define MAX "max@example.com"
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+static void test_create_posts_every_entry(void **state)
+{
+    (void)state;
+    struct calls before;
+    snapshot(&before);
+    char id[80];
+    ss_ui_create("{\"name\":\"Komm\",\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\","
+                 "\"type\":\"Office\",\"primary\":true},{\"phoneNumber\":\"+49 170 555\","
+                 "\"type\":\"Mobile\",\"primary\":false}],\"emailAddressData\":[{\"emailAddress\":"
+                 "\"" MAX "\",\"primary\":true}]}",
+                 id, sizeof id);
+    json_t *e = ss_wait_status(id, "clean", 0);
+    json_t *a = ss_advo_state(json_integer_value(json_object_get(e, "betnr")));
+    assert_int_equal(entries(a), 3);
+    expect_entry(a, P1, 1, NULL);
+    expect_entry(a, "+49 170 555", 3, NULL);
+    expect_entry(a, MAX, 4, NULL);
+    assert_int_equal(strlen(ss_str(e, "kommunikationHash")), 16);
+    json_decref(a);
+    json_decref(e);
+    ss_settle();
+    /* CREATE's 3 calls and one POST per entry */
+    expect_calls(&before, (struct calls){1, 1, 0, 0, 1, 3, 0});
+}
+
+static void test_espocrm_side_var5_var1_var2_and_slot_reuse(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    ss_synced_entity("{\"name\":\"UIKomm\",\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\","
+                     "\"type\":\"Office\",\"primary\":true}],\"emailAddressData\":[{"
+                     "\"emailAddress\":\"old@example.com\",\"primary\":true}]}",
+                     id, sizeof id, &betnr, &version);
+    json_t *a = ss_advo_state(betnr);
+    long long mail_id = id_of(entry_with(a, "old@example.com"));
+    json_decref(a);
+    struct calls before;
+    snapshot(&before);
+    /* the phone changes (Var5), a mobile number arrives (Var1), the e-mail goes (Var2) */
+    ss_ui_update(id, "{\"phoneNumberData\":[{\"phoneNumber\":\"" P2 "\",\"type\":\"Office\","
+                     "\"primary\":true},{\"phoneNumber\":\"+49 170 1\",\"type\":\"Mobile\","
+                     "\"primary\":false}],\"emailAddressData\":[]}");
+    json_t *e = ss_wait_status(id, "clean", version + 1);
+    a = ss_advo_state(betnr);
+    assert_int_equal(entries(a), 3);
+    expect_entry(a, P2, 1, NULL);
+    expect_entry(a, "+49 170 1", 3, NULL);
+    json_t *slot = entry_with(a, "");
+    assert_non_null(slot);
+    assert_int_equal(id_of(slot), mail_id);
+    assert_string_equal(ss_str(slot, "bemerkung"), "[ESPOCRM-SLOT:4]");
+    assert_true(json_is_false(json_object_get(slot, "online")));
+    json_decref(a);
+    version = version_of(e);
+    json_decref(e);
+    ss_settle();
+    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 1, 2});
+
+    /* a new e-mail takes the empty slot: a PUT, no POST */
+    snapshot(&before);
+    ss_ui_update(id, "{\"emailAddressData\":[{\"emailAddress\":\"reuse@example.com\","
+                     "\"primary\":true}]}");
+    e = ss_wait_status(id, "clean", version + 1);
+    a = ss_advo_state(betnr);
+    assert_int_equal(entries(a), 3);
+    json_t *reused = expect_entry(a, "reuse@example.com", 4, NULL);
+    assert_int_equal(id_of(reused), mail_id);
+    assert_string_equal(ss_str(reused, "bemerkung"), "[ESPOCRM:cmV1c2VAZXhhbXBsZS5jb20=:4]");
+    json_decref(a);
+    json_decref(e);
+    ss_settle();
+    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 1});
+}
+
+static void test_advoware_side_var6_var4_var3(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    ss_synced_entity("{\"name\":\"AdvoKomm\",\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\","
+                     "\"type\":\"Office\",\"primary\":true},{\"phoneNumber\":\"+49 511 77\","
+                     "\"type\":\"Fax\",\"primary\":false}],\"emailAddressData\":[{"
+                     "\"emailAddress\":\"" MAX "\",\"primary\":true}]}",
+                     id, sizeof id, &betnr, &version);
+    json_t *a = ss_advo_state(betnr);
+    long long phone = id_of(entry_with(a, P1)), fax = id_of(entry_with(a, "+49 511 77"));
+    /* a note after the marker, then the number changes (Var6) */
+    char body[256];
+    snprintf(body, sizeof body, "{\"tlf\":\"%s\",\"bemerkung\":\"%s Zentrale\"}", P2,
+             ss_str(entry_with(a, P1), "bemerkung"));
+    json_decref(a);
+    advo_user("PUT", betnr, phone, body);
+    advo_user("POST", betnr, 0,
+              "{\"tlf\":\"+49 30 987654\",\"kommKz\":1,\"bemerkung\":\"Sekretariat\"}"); /* Var4 */
+    advo_user("DELETE", betnr, fax, NULL);                                            /* Var3 */
+    struct calls before;
+    snapshot(&before);
+    ss_sync_check(id, "stale_clean");
+    json_t *e = ss_wait_status(id, "clean", version);
+    assert_int_equal(json_array_size(json_object_get(e, "phoneNumberData")), 2);
+    assert_non_null(item_with(e, "phoneNumberData", P2));
+    json_t *added = item_with(e, "phoneNumberData", "+49 30 987654");
+    assert_non_null(added);
+    assert_string_equal(ss_str(added, "type"), "Office");
+    assert_null(item_with(e, "phoneNumberData", "+49 511 77"));
+    assert_non_null(item_with(e, "emailAddressData", MAX));
+    a = ss_advo_state(betnr);
+    assert_int_equal(entries(a), 3);
+    expect_entry(a, P2, 1, "Zentrale");
+    expect_entry(a, "+49 30 987654", 1, "Sekretariat");
+    expect_entry(a, MAX, 4, NULL);
+    json_decref(a);
+    json_decref(e);
+    ss_settle();
+    /* the two rewritten markers; EspoCRM's side rides in the final PUT */
+    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 2});
+
+    /* nothing changed since: no Kommunikation call, nothing written */
+    snapshot(&before);
+    ss_sync_check(id, NULL);
+    bool ok;
+    TH_WAIT(ok, ss_calls_of(&ss.advo, "GET", A_ONE) > before.a_get, 30000);
+    assert_true(ok);
+    ss_settle();
+    expect_calls(&before, (struct calls){1, 0, 1, 0, 0, 0, 0});
+}
+
+static void test_first_sync_of_an_existing_pair_makes_no_duplicates(void **state)
+{
+    (void)state;
+    /* Advoware already holds the party with two entries, without markers */
+    json_t *rec = ss_call(&ss.advo, "POST", "/_sim/ui/Beteiligte",
+                          "{\"name\":\"Bestand\",\"kommunikation\":[{\"tlf\":\"" MAX "\","
+                          "\"kommKz\":4,\"bemerkung\":\"Chef\"},{\"tlf\":\"" P1 "\","
+                          "\"kommKz\":1}]}");
+    long long betnr = json_integer_value(json_object_get(rec, "betNr"));
+    json_decref(rec);
+    /* EspoCRM knows it by its betNr: the same two values (one in other case) and one more */
+    char attrs[512], id[80];
+    snprintf(attrs, sizeof attrs,
+             "{\"name\":\"Bestand\",\"betnr\":%lld,\"phoneNumberData\":[{\"phoneNumber\":\"" P1
+             "\",\"type\":\"Office\",\"primary\":true}],\"emailAddressData\":[{\"emailAddress\":"
+             "\"Max@Example.com\",\"primary\":true},{\"emailAddress\":\"neu@example.com\","
+             "\"primary\":false}]}",
+             betnr);
+    struct calls before;
+    snapshot(&before);
+    ss_ui_create(attrs, id, sizeof id);
+    json_t *e = ss_wait_status(id, "clean", 0);
+    json_t *a = ss_advo_state(betnr);
+    assert_int_equal(entries(a), 3);
+    json_t *mail = entry_with(a, MAX);
+    assert_non_null(mail);
+    char *want = marker_format("Max@Example.com", 4, "Chef");
+    assert_string_equal(ss_str(mail, "bemerkung"), want);
+    free(want);
+    expect_entry(a, P1, 1, NULL);
+    expect_entry(a, "neu@example.com", 4, NULL);
+    assert_int_equal(json_array_size(json_object_get(e, "emailAddressData")), 2);
+    json_decref(a);
+    json_decref(e);
+    ss_settle();
+    /* two markers written, one entry created; the Stammdaten were equal already */
+    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 1, 2});
+}
+
+static void test_conflict_reverts_advoware_edits(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    ss_synced_entity("{\"name\":\"Streit\",\"vorname\":\"Ina\",\"phoneNumberData\":[{"
+                     "\"phoneNumber\":\"" P1 "\",\"type\":\"Office\",\"primary\":true}]}",
+                     id, sizeof id, &betnr, &version);
+    json_t *a = ss_advo_state(betnr);
+    long long phone = id_of(entry_with(a, P1));
+    json_decref(a);
+    char path[160];
+    snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld", betnr);
+    json_decref(ss_call(&ss.advo, "PUT", path, "{\"vorname\":\"Irene\"}"));
+    advo_user("PUT", betnr, phone, "{\"tlf\":\"" P2 "\"}");
+    advo_user("POST", betnr, 0, "{\"tlf\":\"+49 30 1\",\"kommKz\":1}");
+    ss_ui_update(id, "{\"vorname\":\"Isa\"}");
+    json_t *e = ss_wait_status(id, "clean", version + 1);
+    a = ss_advo_state(betnr);
+    assert_string_equal(ss_str(a, "vorname"), "Isa");
+    expect_entry(a, P1, 1, NULL);                /* Var6 reverted */
+    assert_non_null(entry_with(a, "+49 30 1"));  /* Var4 skipped: left as it is */
+    assert_int_equal(json_array_size(json_object_get(e, "phoneNumberData")), 1);
+    assert_non_null(item_with(e, "phoneNumberData", P1));
+    json_decref(a);
+    json_decref(e);
+    ss_settle();
+    assert_int_equal(ss_notifications_with("Konflikt gelöst"), 1);
+}
+
+static void test_thirty_entries(void **state)
+{
+    (void)state;
+    char attrs[4096] = "{\"name\":\"Viele\",\"phoneNumberData\":[", id[80];
+    for (int i = 0; i < 20; i++)
+        snprintf(attrs + strlen(attrs), sizeof attrs - strlen(attrs),
+                 "%s{\"phoneNumber\":\"+49 511 %d\",\"type\":\"%s\",\"primary\":%s}", i ? "," : "",
+                 7000 + i, i % 2 ? "Mobile" : "Office", i ? "false" : "true");
+    strcat(attrs, "],\"emailAddressData\":[");
+    for (int i = 0; i < 10; i++)
+        snprintf(attrs + strlen(attrs), sizeof attrs - strlen(attrs),
+                 "%s{\"emailAddress\":\"p%d@example.com\",\"primary\":%s}", i ? "," : "", i,
+                 i ? "false" : "true");
+    strcat(attrs, "]}");
+    struct calls before;
+    snapshot(&before);
+    ss_ui_create(attrs, id, sizeof id);
+    json_t *e = ss_wait_status(id, "clean", 0);
+    long long betnr = json_integer_value(json_object_get(e, "betnr"));
+    json_t *a = ss_advo_state(betnr);
+    assert_int_equal(entries(a), 30);
+    expect_entry(a, "+49 511 7001", 3, NULL);
+    expect_entry(a, "p9@example.com", 4, NULL);
+    json_decref(a);
+    long long version = version_of(e);
+    json_decref(e);
+    ss_settle();
+    expect_calls(&before, (struct calls){1, 1, 0, 0, 1, 30, 0});
+
+    /* one Advoware user change among 30: one call for it */
+    a = ss_advo_state(betnr);
+    advo_user("PUT", betnr, id_of(entry_with(a, "p5@example.com")), "{\"tlf\":\"p5@kanzlei.de\"}");
+    json_decref(a);
+    snapshot(&before);
+    ss_sync_check(id, "stale_clean");
+    e = ss_wait_status(id, "clean", version);
+    assert_non_null(item_with(e, "emailAddressData", "p5@kanzlei.de"));
+    assert_int_equal(json_array_size(json_object_get(e, "emailAddressData")), 10);
+    json_decref(e);
+    ss_settle();
+    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 1});
+}
+
+static void test_type_change_is_notified_once(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    ss_synced_entity("{\"name\":\"Typ\",\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\","
+                     "\"type\":\"Office\",\"primary\":true}]}",
+                     id, sizeof id, &betnr, &version);
+    struct calls before;
+    snapshot(&before);
+    ss_ui_update(id, "{\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\",\"type\":\"Mobile\","
+                     "\"primary\":true}]}");
+    json_t *e = ss_wait_status(id, "clean", version + 1);
+    version = version_of(e);
+    json_decref(e);
+    ss_settle();
+    assert_int_equal(ss_notifications_with("Typ-Änderung nicht möglich"), 1);
+    assert_int_equal(ss_notifications_with(P1 " ist in Advoware TelGesch, in EspoCRM Mobile"), 1);
+    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 0});
+    /* the condition lasts; the notice does not repeat */
+    ss_ui_update(id, "{\"vorname\":\"Tom\"}");
+    e = ss_wait_status(id, "clean", version + 1);
+    json_decref(e);
+    ss_settle();
+    assert_int_equal(ss_notifications_with("Typ-Änderung nicht möglich"), 1);
+}
+
+static void test_invalid_email_is_a_permanent_failure(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    ss_synced_entity("{\"name\":\"Falsch\"}", id, sizeof id, &betnr, &version);
+    struct calls before;
+    snapshot(&before);
+    ss_ui_update(id, "{\"emailAddressData\":[{\"emailAddress\":\"kein-mail\",\"primary\":true}]}");
+    json_t *e = ss_wait_status(id, "permanently_failed", version + 1);
+    assert_string_equal(ss_str(e, "syncErrorMessage"),
+                        "emailAddress \"kein-mail\": not an e-mail address");
+    json_decref(e);
+    ss_settle();
+    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 0}); /* nothing reached Advoware */
+}
+
+static void test_failed_put_then_retry_completes_without_duplicates(void **state)
+{
+    (void)state;
+    char id[80];
+    long long betnr, version;
+    ss_synced_entity("{\"name\":\"Teil\",\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\","
+                     "\"type\":\"Office\",\"primary\":true}],\"emailAddressData\":[{"
+                     "\"emailAddress\":\"" MAX "\",\"primary\":true}]}",
+                     id, sizeof id, &betnr, &version);
+    json_t *e = ss_espo_state(id);
+    char hash[17];
+    snprintf(hash, sizeof hash, "%s", ss_str(e, "kommunikationHash"));
+    json_decref(e);
+    ss_fault(&ss.advo, "PUT", A_KOMM, 503, 1);
+    /* the phone changes (Var5: its PUT fails), two numbers arrive (Var1: both POSTs work) */
+    ss_ui_update(id, "{\"phoneNumberData\":[{\"phoneNumber\":\"" P2 "\",\"type\":\"Office\","
+                     "\"primary\":true},{\"phoneNumber\":\"+49 170 1\",\"type\":\"Mobile\","
+                     "\"primary\":false},{\"phoneNumber\":\"+49 170 2\",\"type\":\"Mobile\","
+                     "\"primary\":false}]}");
+    e = ss_wait_status(id, "failed", version + 1);
+    assert_string_equal(ss_str(e, "syncErrorMessage"), "Var1: 2 succeeded, Var5: 1 failed (503)");
+    assert_string_equal(ss_str(e, "kommunikationHash"), hash); /* unchanged */
+    version = version_of(e);
+    json_decref(e);
+    ss_settle();
+    /* the retry (the cron's retry scan sends it) completes it */
+    ss_sync_check(id, "retry");
+    e = ss_wait_status(id, "clean", version);
+    assert_string_not_equal(ss_str(e, "kommunikationHash"), hash);
+    json_decref(e);
+    json_t *a = ss_advo_state(betnr);
+    assert_int_equal(entries(a), 4); /* no duplicates */
+    expect_entry(a, P2, 1, NULL);
+    expect_entry(a, "+49 170 1", 3, NULL);
+    expect_entry(a, "+49 170 2", 3, NULL);
+    expect_entry(a, MAX, 4, NULL);
+    json_decref(a);
+    ss_settle();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_posts_every_entry),
+        cmocka_unit_test(test_espocrm_side_var5_var1_var2_and_slot_reuse),
+        cmocka_unit_test(test_advoware_side_var6_var4_var3),
+        cmocka_unit_test(test_first_sync_of_an_existing_pair_makes_no_duplicates),
+        cmocka_unit_test(test_conflict_reverts_advoware_edits),
+        cmocka_unit_test(test_thirty_entries),
+        cmocka_unit_test(test_type_change_is_notified_once),
+        cmocka_unit_test(test_invalid_email_is_a_permanent_failure),
+        cmocka_unit_test(test_failed_put_then_retry_completes_without_duplicates),
+    };
+    return cmocka_run_group_tests(tests, ss_setup, ss_teardown);
+}
