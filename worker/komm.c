@@ -391,12 +391,13 @@ static void step_orphans(struct planner *p)
     }
 }
 
-/* Step 3, second half: unmarked entries nobody has → Var4 (both): into EspoCRM, marker back. */
+/* Step 3, second half: unmarked entries nobody has → Var4 (both): into EspoCRM, marker back.
+ * Under to_advoware they wait: the plan is marked deferred and the hash stays old, so the next
+ * run (at the latest the cron's daily check) plans them; otherwise they would hide behind an
+ * equal hash until something else changed. */
 static void step_new_in_advoware(struct planner *p)
 {
     const struct komm_in *in = p->in;
-    if (in->dir == KOMM_TO_ADVOWARE)
-        return;
     for (size_t i = 0; i < in->nadvo; i++) {
         const struct komm_advo *a = &in->advo[i];
         if (p->m[i].kind != MARKER_NONE || p->advo_pair[i] >= 0 || empty(a->tlf))
@@ -404,7 +405,11 @@ static void step_new_in_advoware(struct planner *p)
         int kz = unmarked_kz(a);
         enum komm_class cls = (enum komm_class)komm_kz_class(kz);
         if (espo_has(p, a->tlf, cls))
-            continue; /* a second entry of a value EspoCRM has: left alone */
+            continue;                      /* a second entry of a value EspoCRM has: left alone */
+        if (in->dir == KOMM_TO_ADVOWARE) { /* EspoCRM wins this run; the next one takes it */
+            p->plan->deferred = true;
+            continue;
+        }
         int k = put_entry(p, KVAR_4, i, a->tlf, a->tlf, kz, -1, false);
         espo_action(p, KOP_ESPO_ADD, KVAR_4, 0, a->tlf, cls, komm_kz_type(kz), k);
     }

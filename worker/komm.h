@@ -104,6 +104,8 @@ struct komm_action {
 struct komm_plan {
     struct komm_action *a;
     size_t n, cap;
+    bool deferred; /* to_advoware left Advoware-side news for a later run: keep the old hash,
+                      so that run plans again */
 };
 
 /* Whether anything needs planning: the skip rule of SPEC §5.4 (not initial, EspoCRM unchanged,

@@ -374,7 +374,7 @@ void ksync_fill_put(const struct ksync *ks, json_t *put)
             json_object_set_new(put, list_key[c], list);
     }
     char hash[17];
-    if (ks->all_ok && current_hash(ks, hash) == 0 &&
+    if (ks->all_ok && !ks->plan.deferred && current_hash(ks, hash) == 0 &&
         (!ks->stored_hash || strcmp(hash, ks->stored_hash) != 0))
         json_object_set_new(put, "kommunikationHash", json_string(hash));
 }

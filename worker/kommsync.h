@@ -44,7 +44,8 @@ int ksync_run(struct ksync *ks, struct advo *a, long long betnr, bool *transient
               size_t msglen);
 
 /* Adds the EspoCRM side to put: phoneNumberData / emailAddressData when they change, and
- * kommunikationHash when every action succeeded and it differs from the stored one. */
+ * kommunikationHash when every action succeeded, nothing was deferred to a later run, and it
+ * differs from the stored one. */
 void ksync_fill_put(const struct ksync *ks, json_t *put);
 
 /* The i-th notification text the plan asks for (type changes); NULL past the end. */

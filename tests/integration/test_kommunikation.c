@@ -222,7 +222,7 @@ static void test_advoware_side_var6_var4_var3(void **state)
     advo_user("PUT", betnr, phone, body);
     advo_user("POST", betnr, 0,
               "{\"tlf\":\"+49 30 987654\",\"kommKz\":1,\"bemerkung\":\"Sekretariat\"}"); /* Var4 */
-    advo_user("DELETE", betnr, fax, NULL);                                            /* Var3 */
+    advo_user("DELETE", betnr, fax, NULL);                                               /* Var3 */
     struct calls before;
     snapshot(&before);
     ss_sync_check(id, "stale_clean");
@@ -314,14 +314,26 @@ static void test_conflict_reverts_advoware_edits(void **state)
     json_t *e = ss_wait_status(id, "clean", version + 1);
     a = ss_advo_state(betnr);
     assert_string_equal(ss_str(a, "vorname"), "Isa");
-    expect_entry(a, P1, 1, NULL);                /* Var6 reverted */
-    assert_non_null(entry_with(a, "+49 30 1"));  /* Var4 skipped: left as it is */
+    expect_entry(a, P1, 1, NULL);               /* Var6 reverted */
+    assert_non_null(entry_with(a, "+49 30 1")); /* Var4 skipped: left as it is */
     assert_int_equal(json_array_size(json_object_get(e, "phoneNumberData")), 1);
     assert_non_null(item_with(e, "phoneNumberData", P1));
+    long long hash_version = version_of(e);
     json_decref(a);
     json_decref(e);
     ss_settle();
     assert_int_equal(ss_notifications_with("Konflikt gelöst"), 1);
+
+    /* the entry added in Advoware waited (the hash stayed old); the next check takes it over */
+    ss_sync_check(id, "stale_clean");
+    e = ss_wait_status(id, "clean", hash_version);
+    assert_non_null(item_with(e, "phoneNumberData", "+49 30 1"));
+    assert_non_null(item_with(e, "phoneNumberData", P1));
+    json_decref(e);
+    a = ss_advo_state(betnr);
+    expect_entry(a, "+49 30 1", 1, NULL);
+    json_decref(a);
+    ss_settle();
 }
 
 static void test_thirty_entries(void **state)

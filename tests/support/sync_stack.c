@@ -199,14 +199,12 @@ void ss_sync_check(const char *id, const char *reason)
     free(v);
 }
 
-
 /* Calls of a route without those answered 401: an expired token's call and its repeat are one
  * call of the budget (token calls are excluded, SPEC §5.3). */
 long ss_calls_of(const struct th_sim *s, const char *method, const char *route)
 {
     return th_sim_calls(s, method, route, 0) - th_sim_calls(s, method, route, 401);
 }
-
 
 /* Waits until the simulators' counters stop moving for a moment after a condition held (a late
  * duplicate run would show): five reads 50 ms apart with the same totals. */
@@ -252,10 +250,9 @@ long ss_notifications_with(const char *text)
     return count;
 }
 
-
 /* A synced entity: created by a UI user, synced to clean. betnr and version out. */
 void ss_synced_entity(const char *attrs, char *id, size_t idlen, long long *betnr,
-                          long long *version)
+                      long long *version)
 {
     ss_ui_create(attrs, id, idlen);
     json_t *e = ss_wait_status(id, "clean", 0);
@@ -265,9 +262,7 @@ void ss_synced_entity(const char *attrs, char *id, size_t idlen, long long *betn
     ss_settle();
 }
 
-
-void ss_fault(const struct th_sim *s, const char *method, const char *route, int status,
-                  int count)
+void ss_fault(const struct th_sim *s, const char *method, const char *route, int status, int count)
 {
     char body[256];
     snprintf(body, sizeof body, "{\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"count\":%d}",

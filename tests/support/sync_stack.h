@@ -63,7 +63,6 @@ void ss_settle(void);
 /* Notifications whose message contains text. */
 long ss_notifications_with(const char *text);
 /* Injects count answers of status on method+route. */
-void ss_fault(const struct th_sim *s, const char *method, const char *route, int status,
-              int count);
+void ss_fault(const struct th_sim *s, const char *method, const char *route, int status, int count);
 
 #endif

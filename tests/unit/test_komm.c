@@ -579,6 +579,14 @@ static void test_skip_and_validation(void **state)
     in = (struct komm_in){NULL, 0, advo, 1, false, false, true, KOMM_BOTH};
     assert_int_equal(komm_plan_make(&in, &plan), 0);
     assert_int_equal(komm_plan_validate(&plan, msg, sizeof msg), 0);
+    assert_false(plan.deferred);
+    komm_plan_free(&plan);
+
+    /* to_advoware leaves a new Advoware entry for the next run: the plan says so */
+    in.dir = KOMM_TO_ADVOWARE;
+    assert_int_equal(komm_plan_make(&in, &plan), 0);
+    assert_int_equal(plan.n, 0);
+    assert_true(plan.deferred);
     komm_plan_free(&plan);
 }
 
