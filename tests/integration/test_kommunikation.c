@@ -18,41 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- calls --------------------------------------------------------------------------------- */
-
-struct calls {
-    long e_get, e_put, a_get, a_put, a_post, k_post, k_put;
-};
-
-static void snapshot(struct calls *c)
-{
-    c->e_get = ss_calls_of(&ss.espo, "GET", E_ONE);
-    c->e_put = ss_calls_of(&ss.espo, "PUT", E_ONE);
-    c->a_get = ss_calls_of(&ss.advo, "GET", A_ONE);
-    c->a_put = ss_calls_of(&ss.advo, "PUT", A_ONE);
-    c->a_post = ss_calls_of(&ss.advo, "POST", A_ALL);
-    c->k_post = ss_calls_of(&ss.advo, "POST", A_KOMMS);
-    c->k_put = ss_calls_of(&ss.advo, "PUT", A_KOMM);
-}
-
-/* The calls since before: EspoCRM GET, PUT; Advoware GET, PUT, POST Beteiligte; POST, PUT
- * Kommunikation. */
-static void expect_calls(const struct calls *before, struct calls want)
-{
-    struct calls now;
-    snapshot(&now);
-    struct calls got = {now.e_get - before->e_get,   now.e_put - before->e_put,
-                        now.a_get - before->a_get,   now.a_put - before->a_put,
-                        now.a_post - before->a_post, now.k_post - before->k_post,
-                        now.k_put - before->k_put};
-    if (memcmp(&got, &want, sizeof got) != 0)
-        fail_msg("calls (espo GET PUT, advo GET PUT POST, komm POST PUT): got %ld %ld, %ld %ld "
-                 "%ld, %ld %ld; want %ld %ld, %ld %ld %ld, %ld %ld",
-                 got.e_get, got.e_put, got.a_get, got.a_put, got.a_post, got.k_post, got.k_put,
-                 want.e_get, want.e_put, want.a_get, want.a_put, want.a_post, want.k_post,
-                 want.k_put);
-}
-
 /* ---- both sides' entries ------------------------------------------------------------------ */
 
 /* The Advoware entry holding tlf (true kommKz), borrowed from rec; NULL if none. */
@@ -130,8 +95,8 @@ static long long id_of(const json_t *entry)
 static void test_create_posts_every_entry(void **state)
 {
     (void)state;
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     char id[80];
     ss_ui_create("{\"name\":\"Komm\",\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\","
                  "\"type\":\"Office\",\"primary\":true},{\"phoneNumber\":\"+49 170 555\","
@@ -149,7 +114,7 @@ static void test_create_posts_every_entry(void **state)
     json_decref(e);
     ss_settle();
     /* CREATE's 3 calls and one POST per entry */
-    expect_calls(&before, (struct calls){1, 1, 0, 0, 1, 3, 0});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 0, 0, 1, 3, 0});
 }
 
 static void test_espocrm_side_var5_var1_var2_and_slot_reuse(void **state)
@@ -164,8 +129,8 @@ static void test_espocrm_side_var5_var1_var2_and_slot_reuse(void **state)
     json_t *a = ss_advo_state(betnr);
     long long mail_id = id_of(entry_with(a, "old@example.com"));
     json_decref(a);
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     /* the phone changes (Var5), a mobile number arrives (Var1), the e-mail goes (Var2) */
     ss_ui_update(id, "{\"phoneNumberData\":[{\"phoneNumber\":\"" P2 "\",\"type\":\"Office\","
                      "\"primary\":true},{\"phoneNumber\":\"+49 170 1\",\"type\":\"Mobile\","
@@ -184,10 +149,10 @@ static void test_espocrm_side_var5_var1_var2_and_slot_reuse(void **state)
     version = version_of(e);
     json_decref(e);
     ss_settle();
-    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 1, 2});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 0, 0, 1, 2});
 
     /* a new e-mail takes the empty slot: a PUT, no POST */
-    snapshot(&before);
+    ss_snapshot(&before);
     ss_ui_update(id, "{\"emailAddressData\":[{\"emailAddress\":\"reuse@example.com\","
                      "\"primary\":true}]}");
     e = ss_wait_status(id, "clean", version + 1);
@@ -199,7 +164,7 @@ static void test_espocrm_side_var5_var1_var2_and_slot_reuse(void **state)
     json_decref(a);
     json_decref(e);
     ss_settle();
-    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 1});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 0, 0, 0, 1});
 }
 
 static void test_advoware_side_var6_var4_var3(void **state)
@@ -223,8 +188,8 @@ static void test_advoware_side_var6_var4_var3(void **state)
     advo_user("POST", betnr, 0,
               "{\"tlf\":\"+49 30 987654\",\"kommKz\":1,\"bemerkung\":\"Sekretariat\"}"); /* Var4 */
     advo_user("DELETE", betnr, fax, NULL);                                               /* Var3 */
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_sync_check(id, "stale_clean");
     json_t *e = ss_wait_status(id, "clean", version);
     assert_int_equal(json_array_size(json_object_get(e, "phoneNumberData")), 2);
@@ -243,16 +208,16 @@ static void test_advoware_side_var6_var4_var3(void **state)
     json_decref(e);
     ss_settle();
     /* the two rewritten markers; EspoCRM's side rides in the final PUT */
-    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 2});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 0, 0, 0, 2});
 
     /* nothing changed since: no Kommunikation call, nothing written */
-    snapshot(&before);
+    ss_snapshot(&before);
     ss_sync_check(id, NULL);
     bool ok;
     TH_WAIT(ok, ss_calls_of(&ss.advo, "GET", A_ONE) > before.a_get, 30000);
     assert_true(ok);
     ss_settle();
-    expect_calls(&before, (struct calls){1, 0, 1, 0, 0, 0, 0});
+    ss_expect_calls(&before, (struct ss_calls){1, 0, 0, 1, 0, 0, 0, 0});
 }
 
 static void test_first_sync_of_an_existing_pair_makes_no_duplicates(void **state)
@@ -273,8 +238,8 @@ static void test_first_sync_of_an_existing_pair_makes_no_duplicates(void **state
              "\"Max@Example.com\",\"primary\":true},{\"emailAddress\":\"neu@example.com\","
              "\"primary\":false}]}",
              betnr);
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_ui_create(attrs, id, sizeof id);
     json_t *e = ss_wait_status(id, "clean", 0);
     json_t *a = ss_advo_state(betnr);
@@ -291,7 +256,7 @@ static void test_first_sync_of_an_existing_pair_makes_no_duplicates(void **state
     json_decref(e);
     ss_settle();
     /* two markers written, one entry created; the Stammdaten were equal already */
-    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 1, 2});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 0, 0, 1, 2});
 }
 
 static void test_conflict_reverts_advoware_edits(void **state)
@@ -350,8 +315,8 @@ static void test_thirty_entries(void **state)
                  "%s{\"emailAddress\":\"p%d@example.com\",\"primary\":%s}", i ? "," : "", i,
                  i ? "false" : "true");
     strcat(attrs, "]}");
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_ui_create(attrs, id, sizeof id);
     json_t *e = ss_wait_status(id, "clean", 0);
     long long betnr = json_integer_value(json_object_get(e, "betnr"));
@@ -363,20 +328,20 @@ static void test_thirty_entries(void **state)
     long long version = version_of(e);
     json_decref(e);
     ss_settle();
-    expect_calls(&before, (struct calls){1, 1, 0, 0, 1, 30, 0});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 0, 0, 1, 30, 0});
 
     /* one Advoware user change among 30: one call for it */
     a = ss_advo_state(betnr);
     advo_user("PUT", betnr, id_of(entry_with(a, "p5@example.com")), "{\"tlf\":\"p5@kanzlei.de\"}");
     json_decref(a);
-    snapshot(&before);
+    ss_snapshot(&before);
     ss_sync_check(id, "stale_clean");
     e = ss_wait_status(id, "clean", version);
     assert_non_null(item_with(e, "emailAddressData", "p5@kanzlei.de"));
     assert_int_equal(json_array_size(json_object_get(e, "emailAddressData")), 10);
     json_decref(e);
     ss_settle();
-    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 1});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 0, 0, 0, 1});
 }
 
 static void test_type_change_is_notified_once(void **state)
@@ -387,8 +352,8 @@ static void test_type_change_is_notified_once(void **state)
     ss_synced_entity("{\"name\":\"Typ\",\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\","
                      "\"type\":\"Office\",\"primary\":true}]}",
                      id, sizeof id, &betnr, &version);
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_ui_update(id, "{\"phoneNumberData\":[{\"phoneNumber\":\"" P1 "\",\"type\":\"Mobile\","
                      "\"primary\":true}]}");
     json_t *e = ss_wait_status(id, "clean", version + 1);
@@ -397,7 +362,7 @@ static void test_type_change_is_notified_once(void **state)
     ss_settle();
     assert_int_equal(ss_notifications_with("Typ-Änderung nicht möglich"), 1);
     assert_int_equal(ss_notifications_with(P1 " ist in Advoware TelGesch, in EspoCRM Mobile"), 1);
-    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 0});
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 1, 1, 0, 0, 0, 0});
     /* the condition lasts; the notice does not repeat */
     ss_ui_update(id, "{\"vorname\":\"Tom\"}");
     e = ss_wait_status(id, "clean", version + 1);
@@ -412,15 +377,16 @@ static void test_invalid_email_is_a_permanent_failure(void **state)
     char id[80];
     long long betnr, version;
     ss_synced_entity("{\"name\":\"Falsch\"}", id, sizeof id, &betnr, &version);
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_ui_update(id, "{\"emailAddressData\":[{\"emailAddress\":\"kein-mail\",\"primary\":true}]}");
     json_t *e = ss_wait_status(id, "permanently_failed", version + 1);
     assert_string_equal(ss_str(e, "syncErrorMessage"),
                         "emailAddress \"kein-mail\": not an e-mail address");
     json_decref(e);
     ss_settle();
-    expect_calls(&before, (struct calls){1, 1, 1, 0, 0, 0, 0}); /* nothing reached Advoware */
+    /* nothing reached Advoware; the user is told once */
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 1, 1, 0, 0, 0, 0});
 }
 
 static void test_failed_put_then_retry_completes_without_duplicates(void **state)

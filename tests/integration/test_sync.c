@@ -17,48 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Calls counted by both simulators, as a snapshot to diff. */
-struct calls {
-    long e_get, e_put, e_post_notif, a_get, a_put, a_post;
-};
-
-static void snapshot(struct calls *c)
-{
-    c->e_get = ss_calls_of(&ss.espo, "GET", E_ONE);
-    c->e_put = ss_calls_of(&ss.espo, "PUT", E_ONE);
-    c->e_post_notif = ss_calls_of(&ss.espo, "POST", "/api/v1/Notification");
-    c->a_get = ss_calls_of(&ss.advo, "GET", A_ONE);
-    c->a_put = ss_calls_of(&ss.advo, "PUT", A_ONE);
-    c->a_post = ss_calls_of(&ss.advo, "POST", A_ALL);
-}
-
-/* Expects the calls since `before` (in the order of struct calls). */
-static void expect_calls(const struct calls *before, long e_get, long e_put, long notif, long a_get,
-                         long a_put, long a_post)
-{
-    struct calls now;
-    snapshot(&now);
-    long got[] = {now.e_get - before->e_get,
-                  now.e_put - before->e_put,
-                  now.e_post_notif - before->e_post_notif,
-                  now.a_get - before->a_get,
-                  now.a_put - before->a_put,
-                  now.a_post - before->a_post};
-    long want[] = {e_get, e_put, notif, a_get, a_put, a_post};
-    if (memcmp(got, want, sizeof got) != 0)
-        fail_msg("calls (espo GET, PUT, notifications; advo GET, PUT, POST): got %ld %ld %ld %ld "
-                 "%ld %ld, want %ld %ld %ld %ld %ld %ld",
-                 got[0], got[1], got[2], got[3], got[4], got[5], want[0], want[1], want[2], want[3],
-                 want[4], want[5]);
-}
-
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 static void test_create(void **state)
 {
     (void)state;
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     char id[80];
     ss_ui_create("{\"name\":\"Mustermann\",\"vorname\":\"Max\",\"rechtsform\":\"GmbH\","
                  "\"dateOfBirth\":\"1980-05-17\",\"assignedUserId\":\"u-anna\"}",
@@ -78,7 +43,7 @@ static void test_create(void **state)
     json_decref(e);
     ss_settle();
     /* SPEC §5.3 budget: EspoCRM GET, Advoware POST, EspoCRM PUT */
-    expect_calls(&before, 1, 1, 0, 0, 0, 1);
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 0, 0, 1, 0, 0});
 }
 
 static void test_update_espocrm_side(void **state)
@@ -87,8 +52,8 @@ static void test_update_espocrm_side(void **state)
     char id[80];
     long long betnr, version;
     ss_synced_entity("{\"name\":\"Schmidt\",\"vorname\":\"Eva\"}", id, sizeof id, &betnr, &version);
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_ui_update(id, "{\"vorname\":\"Evelyn\",\"titel\":\"Dr.\"}");
     json_t *e = ss_wait_status(id, "clean", version + 1);
     json_t *a = ss_advo_state(betnr);
@@ -98,7 +63,7 @@ static void test_update_espocrm_side(void **state)
     json_decref(a);
     json_decref(e);
     ss_settle();
-    expect_calls(&before, 1, 1, 0, 1, 1, 0); /* 4 calls */
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 1, 0, 0, 0}); /* 4 calls */
 }
 
 static void test_update_advoware_side(void **state)
@@ -110,8 +75,8 @@ static void test_update_advoware_side(void **state)
                      &betnr, &version);
     snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld", betnr);
     json_decref(ss_call(&ss.advo, "PUT", path, "{\"vorname\":\"Johann\",\"zusatz\":null}"));
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_sync_check(id, "stale_clean");
     json_t *e = ss_wait_status(id, "clean", version);
     assert_string_equal(ss_str(e, "vorname"), "Johann");
@@ -122,7 +87,8 @@ static void test_update_advoware_side(void **state)
     json_decref(a);
     json_decref(e);
     ss_settle();
-    expect_calls(&before, 1, 1, 0, 1, 0, 0); /* 3 calls: data and status in one PUT */
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 0, 0, 0,
+                                               0}); /* 3 calls: data and status in one PUT */
 }
 
 static void test_no_change(void **state)
@@ -131,15 +97,16 @@ static void test_no_change(void **state)
     char id[80];
     long long betnr, version;
     ss_synced_entity("{\"name\":\"Fischer\"}", id, sizeof id, &betnr, &version);
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_sync_check(id, NULL);
     /* the run is over when both GETs happened and nothing moves any more */
     bool ok;
     TH_WAIT(ok, ss_calls_of(&ss.advo, "GET", A_ONE) > before.a_get, 30000);
     assert_true(ok);
     ss_settle();
-    expect_calls(&before, 1, 0, 0, 1, 0, 0); /* 2 calls: nothing needs writing */
+    ss_expect_calls(&before,
+                    (struct ss_calls){1, 0, 0, 1, 0, 0, 0, 0}); /* 2 calls: nothing needs writing */
     json_t *e = ss_espo_state(id);
     assert_int_equal(json_integer_value(json_object_get(e, "versionNumber")), version);
     json_decref(e);
@@ -172,8 +139,8 @@ static void test_delete_notifies_with_betnr(void **state)
     long long betnr, version;
     ss_synced_entity("{\"name\":\"Lang\",\"assignedUserId\":\"u-lang\"}", id, sizeof id, &betnr,
                      &version);
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     snprintf(path, sizeof path, "/_sim/ui/CBeteiligte/%s", id);
     json_decref(ss_call(&ss.espo, "DELETE", path, NULL));
     snprintf(text, sizeof text, "Bitte manuell in Advoware löschen: betNr %lld", betnr);
@@ -181,7 +148,7 @@ static void test_delete_notifies_with_betnr(void **state)
     TH_WAIT(ok, ss_notifications_with(text) == 1, 30000);
     assert_true(ok);
     ss_settle();
-    expect_calls(&before, 1, 0, 1, 0, 0, 0);
+    ss_expect_calls(&before, (struct ss_calls){1, 0, 1, 0, 0, 0, 0, 0});
     assert_int_equal(th_sim_calls(&ss.advo, "DELETE", A_ONE, 0), 0);
     json_t *a = ss_advo_state(betnr); /* still there: a person deletes it */
     json_decref(a);
@@ -191,8 +158,8 @@ static void test_validation_error_is_permanent(void **state)
 {
     (void)state;
     char id[80];
-    struct calls before;
-    snapshot(&before);
+    struct ss_calls before;
+    ss_snapshot(&before);
     ss_ui_create("{\"name\":\"Vogel\",\"vorname\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG\"}", id,
                  sizeof id);
     json_t *e = ss_wait_status(id, "permanently_failed", 0);
@@ -200,10 +167,10 @@ static void test_validation_error_is_permanent(void **state)
     long long version = json_integer_value(json_object_get(e, "versionNumber"));
     json_decref(e);
     ss_settle();
-    expect_calls(&before, 1, 1, 1, 0, 0, 0);
+    ss_expect_calls(&before, (struct ss_calls){1, 1, 1, 0, 0, 0, 0, 0});
     assert_int_equal(ss_notifications_with("vorname: longer than 30"), 1);
     /* a later cron run that finds nothing changed keeps the failure (the data is still bad) */
-    snapshot(&before);
+    ss_snapshot(&before);
     ss_sync_check(id, "dirty");
     bool ok;
     TH_WAIT(ok, ss_calls_of(&ss.espo, "GET", E_ONE) > before.e_get, 30000);

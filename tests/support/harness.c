@@ -902,3 +902,13 @@ long th_sim_calls(const struct th_sim *s, const char *method, const char *route,
     json_decref(out);
     return n;
 }
+
+unsigned th_rand(unsigned long long *state, unsigned below)
+{
+    unsigned long long x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return (unsigned)(x % below);
+}

@@ -37,6 +37,10 @@ void th_sleep_ms(long long ms);
 /* A loopback TCP port that was free a moment ago. */
 int th_free_port(void);
 
+/* A reproducible random number below `below` (xorshift64 on *state, which must not be 0): fuzz
+ * and property tests fail the same way twice. */
+unsigned th_rand(unsigned long long *state, unsigned below);
+
 struct th_proc {
     pid_t pid;
     int out_fd; /* the child's stdout (pipe), -1 if not captured */

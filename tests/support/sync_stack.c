@@ -206,6 +206,34 @@ long ss_calls_of(const struct th_sim *s, const char *method, const char *route)
     return th_sim_calls(s, method, route, 0) - th_sim_calls(s, method, route, 401);
 }
 
+void ss_snapshot(struct ss_calls *c)
+{
+    c->e_get = ss_calls_of(&ss.espo, "GET", E_ONE);
+    c->e_put = ss_calls_of(&ss.espo, "PUT", E_ONE);
+    c->notif = ss_calls_of(&ss.espo, "POST", "/api/v1/Notification");
+    c->a_get = ss_calls_of(&ss.advo, "GET", A_ONE);
+    c->a_put = ss_calls_of(&ss.advo, "PUT", A_ONE);
+    c->a_post = ss_calls_of(&ss.advo, "POST", A_ALL);
+    c->k_post = ss_calls_of(&ss.advo, "POST", A_KOMMS);
+    c->k_put = ss_calls_of(&ss.advo, "PUT", A_KOMM);
+}
+
+void ss_expect_calls(const struct ss_calls *before, struct ss_calls want)
+{
+    struct ss_calls now;
+    ss_snapshot(&now);
+    struct ss_calls got = {now.e_get - before->e_get,   now.e_put - before->e_put,
+                           now.notif - before->notif,   now.a_get - before->a_get,
+                           now.a_put - before->a_put,   now.a_post - before->a_post,
+                           now.k_post - before->k_post, now.k_put - before->k_put};
+    if (memcmp(&got, &want, sizeof got) != 0)
+        fail_msg("calls (espo GET PUT notifications, advo GET PUT POST, komm POST PUT): got %ld "
+                 "%ld %ld, %ld %ld %ld, %ld %ld; want %ld %ld %ld, %ld %ld %ld, %ld %ld",
+                 got.e_get, got.e_put, got.notif, got.a_get, got.a_put, got.a_post, got.k_post,
+                 got.k_put, want.e_get, want.e_put, want.notif, want.a_get, want.a_put, want.a_post,
+                 want.k_post, want.k_put);
+}
+
 /* Waits until the simulators' counters stop moving for a moment after a condition held (a late
  * duplicate run would show): five reads 50 ms apart with the same totals. */
 void ss_settle(void)

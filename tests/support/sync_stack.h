@@ -56,6 +56,15 @@ void ss_synced_entity(const char *attrs, char *id, size_t idlen, long long *betn
 /* Calls of a route, less those answered 401 (a call and its repeat with a fresh token are one
  * call of the budget). */
 long ss_calls_of(const struct th_sim *s, const char *method, const char *route);
+/* Calls the budgets count (less 401s), as a snapshot to diff: EspoCRM GET and PUT of the
+ * entity, notifications; Advoware GET, PUT and POST Beteiligte; POST and PUT Kommunikation. */
+struct ss_calls {
+    long e_get, e_put, notif, a_get, a_put, a_post, k_post, k_put;
+};
+void ss_snapshot(struct ss_calls *c);
+/* Fails the test unless the calls since before are want. */
+void ss_expect_calls(const struct ss_calls *before, struct ss_calls want);
+
 /* Every API call a simulator counted. */
 long ss_total_calls(const struct th_sim *s);
 /* Waits until neither simulator counts another call for a while (a late run would show). */

@@ -11,6 +11,8 @@
 #include "komm.h"
 #include "marker.h"
 
+#include "harness.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,10 +49,7 @@ struct world {
 static unsigned long long rng = 0x2545f4914f6cdd1dULL;
 static unsigned rnd(unsigned below)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (unsigned)(rng % below);
+    return th_rand(&rng, below);
 }
 
 /* strlcpy: copies (overlap allowed), truncating. */

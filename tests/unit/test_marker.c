@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "harness.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,10 +133,7 @@ static void test_format_table(void **state)
 static unsigned long long rng = 0x9e3779b97f4a7c15ULL;
 static unsigned rnd(unsigned below)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (unsigned)(rng % below);
+    return th_rand(&rng, below);
 }
 
 /* Random text from an alphabet rich in marker syntax, with random (possibly broken) UTF-8. */
