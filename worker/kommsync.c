@@ -285,9 +285,12 @@ int ksync_run(struct ksync *ks, struct advo *a, long long betnr, bool *transient
             ks->all_ok = false;
             *transient |= transient_status(ks->status[k]);
             stop = rc != 0; /* no answer: Advoware is away, the rest would only wait too */
-            log_warn("Advoware Kommunikation call failed", LOG_INT("betnr", betnr),
-                     LOG_STR("var", komm_var_name(act->var)), LOG_INT("status", ks->status[k]),
-                     LOG_STR("error", rc ? err : NULL));
+            if (rc != 0)
+                log_warn("Advoware Kommunikation call got no answer", LOG_INT("betnr", betnr),
+                         LOG_STR("var", komm_var_name(act->var)), LOG_STR("error", err));
+            else
+                log_warn("Advoware Kommunikation call failed", LOG_INT("betnr", betnr),
+                         LOG_STR("var", komm_var_name(act->var)), LOG_INT("status", status));
         }
         json_decref(out);
     }
@@ -386,4 +389,13 @@ const char *ksync_note(const struct ksync *ks, size_t i)
             return ks->plan.a[k].value;
     }
     return NULL;
+}
+
+void ksync_count(const struct ksync *ks, struct metric *m)
+{
+    for (size_t k = 0; k < ks->plan.n; k++) {
+        if (is_call(&ks->plan.a[k]) && ks->done[k] != NOT_RUN)
+            metric_inc(m, komm_var_name(ks->plan.a[k].var),
+                       ks->done[k] == DONE_OK ? "ok" : "failed");
+    }
 }

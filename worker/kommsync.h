@@ -12,6 +12,7 @@
 
 #include "advo.h"
 #include "komm.h"
+#include "metrics.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -47,6 +48,9 @@ int ksync_run(struct ksync *ks, struct advo *a, long long betnr, bool *transient
  * kommunikationHash when every action succeeded, nothing was deferred to a later run, and it
  * differs from the stored one. */
 void ksync_fill_put(const struct ksync *ks, json_t *put);
+
+/* Counts the run's Advoware calls in m (a counter labelled var, result = ok|failed). */
+void ksync_count(const struct ksync *ks, struct metric *m);
 
 /* The i-th notification text the plan asks for (type changes); NULL past the end. */
 const char *ksync_note(const struct ksync *ks, size_t i);

@@ -88,6 +88,9 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
                                     "runs started over after EspoCRM answered 409", NULL);
     conf->conflicts =
         metrics_counter(reg, "vmh_sync_conflicts_total", "conflicts resolved for EspoCRM", NULL);
+    conf->komm =
+        metrics_counter(reg, "vmh_kommunikation_calls_total",
+                        "Advoware Kommunikation calls by variant and result", "var,result");
 }
 
 void *sync_thread_init(void *ud, unsigned thread)
@@ -283,6 +286,7 @@ static enum step kommunikation(struct run *r, struct ksync *ks)
     if (ksync_planned(ks) &&
         ksync_run(ks, r->t->advo, r->betnr, &transient, r->err, sizeof r->err) != 0)
         s = transient ? STEP_TRANSIENT : STEP_PERMANENT;
+    ksync_count(ks, r->conf->komm);
     ksync_fill_put(ks, r->put);
     for (size_t i = 0; ksync_note(ks, i); i++)
         notify_once(r, ksync_note(ks, i));

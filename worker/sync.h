@@ -24,7 +24,7 @@ struct sync_conf {
     bool mark_syncing; /* SYNC_MARK_SYNCING */
     long timeout_ms;
     struct apistat st;
-    struct metric *duration, *errors, *retries, *conflicts;
+    struct metric *duration, *errors, *retries, *conflicts, *komm;
 };
 
 /* Fills conf from the configuration and registers the sync metrics. */

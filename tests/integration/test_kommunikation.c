@@ -410,6 +410,11 @@ static void test_failed_put_then_retry_completes_without_duplicates(void **state
                      "\"primary\":false}]}");
     e = ss_wait_status(id, "failed", version + 1);
     assert_string_equal(ss_str(e, "syncErrorMessage"), "Var1: 2 succeeded, Var5: 1 failed (503)");
+    double failed = 0;
+    for (int i = 0; i < 2; i++)
+        failed += th_metric(ss.w[i].metrics_port, "vmh_kommunikation_calls_total",
+                            "var=\"Var5\",result=\"failed\"");
+    assert_true(failed == 1);
     assert_string_equal(ss_str(e, "kommunikationHash"), hash); /* unchanged */
     version = version_of(e);
     json_decref(e);
