@@ -276,15 +276,21 @@ static void pair(struct planner *p, size_t i, size_t j)
     p->espo_pair[j] = (int)i;
 }
 
-/* An unpaired EspoCRM item of class cls holding value. -1 if none. */
-static int find_value(const struct planner *p, const char *value, enum komm_class cls)
+/* An unpaired EspoCRM item of class cls holding value, one whose type fits kz first (the same
+ * number may be an Office phone and a Fax). -1 if none. */
+static int find_value(const struct planner *p, const char *value, enum komm_class cls, int kz)
 {
+    int any = -1;
     for (size_t j = 0; j < p->in->nespo; j++) {
         const struct komm_espo *e = &p->in->espo[j];
-        if (p->espo_pair[j] < 0 && e->cls == cls && komm_value_eq(e->value, value, cls))
+        if (p->espo_pair[j] >= 0 || e->cls != cls || !komm_value_eq(e->value, value, cls))
+            continue;
+        if (komm_kz_fits(kz, e->cls, e->type))
             return (int)j;
+        if (any < 0)
+            any = (int)j;
     }
-    return -1;
+    return any;
 }
 
 /* Whether EspoCRM holds value (paired or not), or the plan already adds it. */
@@ -311,7 +317,7 @@ static void step_marker_pairs(struct planner *p)
         if (m->kind != MARKER_VALUE)
             continue;
         enum komm_class cls = (enum komm_class)komm_kz_class(m->kz);
-        int j = find_value(p, m->value, cls);
+        int j = find_value(p, m->value, cls, m->kz);
         if (j < 0)
             continue;
         pair(p, i, (size_t)j);
@@ -356,7 +362,7 @@ static void step_value_pairs(struct planner *p)
         if (p->m[i].kind != MARKER_NONE || empty(a->tlf))
             continue;
         int kz = unmarked_kz(a);
-        int j = find_value(p, a->tlf, (enum komm_class)komm_kz_class(kz));
+        int j = find_value(p, a->tlf, (enum komm_class)komm_kz_class(kz), a->kz);
         if (j < 0)
             continue;
         pair(p, i, (size_t)j);
