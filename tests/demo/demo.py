@@ -10,11 +10,14 @@ vmh-workers, all on free ports. Then it plays, phase by phase:
   advoware edit an Advoware user edits others; an operator asks for a resync (sync_check)
   no change     a resync of parties that did not change
   conflict      both sides edit the same parties: EspoCRM wins
+  espocrm phone a UI user changes a phone number, adds a mobile number, deletes the e-mail
+  advoware phone an Advoware user changes a number, adds one, deletes the e-mail; a resync
   bad data      a UI user enters a first name Advoware rejects (too long)
   delete        a UI user deletes parties (a notice goes to a person; Advoware keeps them)
 
-and reports API calls per sync against the budget, conflicts, notifications, sync times and a
-field-by-field consistency check of both systems. Ctrl-C stops everything; nothing is left
+and reports API calls per sync against the budget (Kommunikation calls apart: exactly one per
+changed Advoware entry), conflicts, notifications, sync times and a field-by-field consistency
+check of both systems, phone numbers and e-mail addresses included. Ctrl-C stops everything; nothing is left
 running. Logs are removed after a consistent run and kept otherwise. Environment: VMH_BIN_DIR (build/bin), DEMO_ENTITIES (300), DEMO_LATENCY_MS (20),
 DEMO_JITTER_MS (30).
 """
@@ -42,7 +45,16 @@ WORK = tempfile.mkdtemp(prefix="vmh-demo-")
 # SPEC §5.3 per sync, plus the notification where the case sends one (conflict, bad data: both
 # GETs, the status PUT and the notice; delete: the GET and the notice).
 BUDGET = {"create": 3, "espocrm edit": 4, "advoware edit": 3, "no change": 2, "conflict": 5,
-          "delete": 2, "bad data": 4}
+          "delete": 2, "bad data": 4, "espocrm phone": 4, "advoware phone": 3}
+# SPEC §5.4: Kommunikation adds one Advoware call per changed Advoware entry, per party: create
+# POSTs the seeded phone and e-mail; the EspoCRM edit is Var5 + Var1 + Var2 (slot); the Advoware
+# edit rewrites two markers (Var6, Var4) and Var3 needs no call.
+KOMM = {"create": 2, "espocrm phone": 3, "advoware phone": 2}
+KOMM_ROUTES = ("/api/v1/advonet/Beteiligte/{betNr}/Kommunikationen",
+               "/api/v1/advonet/Beteiligte/{betNr}/Kommunikationen/{id}")
+# Advoware kommKz → the EspoCRM kind it stands for (SPEC §5.4).
+KZ_KIND = {1: "Office", 2: "Fax", 3: "Mobile", 4: "email", 5: "email", 6: "Home", 7: "Fax",
+           8: "email", 9: "Other", 10: "Other", 11: "email", 12: "email"}
 
 
 def free_port():
@@ -167,16 +179,20 @@ class Stack:
         return http("GET", f"{self.advo}/_sim/state/Beteiligte/{betnr}")[1]
 
     def calls(self):
-        """API calls of both simulators that count in the budget (not tokens, lists, 401s)."""
-        n = 0
+        """API calls of both simulators that count in the budget (not tokens, lists, 401s), as
+        (base, Kommunikation)."""
+        base = komm = 0
         for url in (self.espo, self.advo):
             for c in (http("GET", url + "/_sim/stats")[1] or {}).get("calls", []):
                 route = c["route"]
                 if c["status"] == 401 or route in ("/api/v1/Token", "/api/v1/CBeteiligte",
                                                     "/api/v1/advonet/Rechtsformen", "/api/v1/App/user"):
                     continue
-                n += c["count"]
-        return n
+                if route in KOMM_ROUTES:
+                    komm += c["count"]
+                else:
+                    base += c["count"]
+        return base, komm
 
     def runs(self):
         """Sync runs so far (both workers): a webhook and a cron tick may both bring a party."""
@@ -203,12 +219,12 @@ def phase(stack, name, count, act, done, report):
     before_calls, t0 = stack.calls(), time.time()
     before_runs = stack.runs()
     act()
-    last_calls, last_t, shown = before_calls, t0, 0.0
+    last_calls, last_t, shown = sum(before_calls), t0, 0.0
     while True:
         ents = stack.entities()
         n = done(ents)
         errors = sum(1 for e in ents if e.get("syncStatus") == "failed")
-        now, calls = time.time(), stack.calls()
+        now, calls = time.time(), sum(stack.calls())
         rate = (calls - last_calls) / max(now - last_t, 1e-3)
         last_calls, last_t = calls, now
         line = f"{name:14s} " + bar(min(n, count), count, rate, errors)
@@ -223,10 +239,11 @@ def phase(stack, name, count, act, done, report):
             raise SystemExit(f"\ndemo: phase '{name}' did not finish (logs: {WORK})")
         time.sleep(0.5)  # refresh interval
     time.sleep(1.5)  # let late duplicates show in the counters
-    spent = stack.calls() - before_calls
+    base, komm = stack.calls()
     print(("\r" if TTY else "") + f"{name:14s} " + bar(count, count, 0, 0)
           + f"  {time.time() - t0:5.1f} s")
-    report.append((name, max(stack.runs() - before_runs, 1), spent))
+    report.append((name, max(stack.runs() - before_runs, 1), base - before_calls[0], count,
+                   komm - before_calls[1]))
 
 
 def by_status(ents, ids, status):
@@ -250,6 +267,8 @@ def main():
     k = max(1, N // 10)
     espo_edit, advo_edit, same, both = ids[:k], ids[k:2 * k], ids[2 * k:3 * k], ids[3 * k:3 * k + k // 2]
     bad, gone = ids[3 * k + k // 2:3 * k + k // 2 + 3], ids[-3:]
+    h = 3 * k + k // 2 + 3
+    phone_espo, phone_advo = ids[h:h + k // 2], ids[h + k // 2:h + k]
     betnr = {e["id"]: e["betnr"] for e in stack.entities()}
 
     def versions():
@@ -281,6 +300,33 @@ def main():
         http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {"vorname": "EspoCRM"}) for i in both],
         lambda ents: moved(set(both), "clean", {i: v[i] + 1 for i in both})(ents), report)
 
+    # Kommunikation: a UI user changes the phone (Var5), adds a mobile number (Var1) and
+    # deletes the e-mail (Var2: the Advoware entry becomes an empty slot).
+    v = versions()
+    phase(stack, "espocrm phone", len(phone_espo), lambda: [
+        http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {
+            "phoneNumberData": [
+                {"phoneNumber": f"+49 511 9{n:05d}", "type": "Office", "primary": True},
+                {"phoneNumber": f"+49 170 {n:06d}", "type": "Mobile", "primary": False}],
+            "emailAddressData": []})
+        for n, i in enumerate(phone_espo)],
+        moved(set(phone_espo), "clean", {i: v[i] + 1 for i in phone_espo}), report)
+
+    # An Advoware user changes the phone (Var6), adds a number (Var4) and deletes the e-mail
+    # entry (Var3); then an operator asks for a resync.
+    v = versions()
+    for n, i in enumerate(phone_advo):
+        rec = stack.advo_record(betnr[i])
+        url = f"{stack.advo}/_sim/ui/Beteiligte/{betnr[i]}/Kommunikationen"
+        for entry in rec["kommunikation"]:
+            if entry["kommKz"] == 1:
+                http("PUT", f"{url}/{entry['id']}", {"tlf": f"+49 511 8{n:05d}"})
+            elif entry["kommKz"] == 4:
+                http("DELETE", f"{url}/{entry['id']}")
+        http("POST", url, {"tlf": f"+49 30 {n:06d}", "kommKz": 1, "bemerkung": "Zentrale"})
+    phase(stack, "advoware phone", len(phone_advo), lambda: stack.resync(phone_advo),
+          moved(set(phone_advo), "clean", v), report)
+
     v = versions()
     phase(stack, "bad data", len(bad), lambda: [
         http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {"vorname": "X" * 40}) for i in bad],
@@ -305,12 +351,15 @@ def main():
           "  ".join(f"{s}: {n}" for s, n in sorted(statuses.items(), key=lambda x: str(x[0]))))
     print("  API calls per sync run (both systems; token, list and Rechtsformen calls excluded):")
     budgets_ok = True
-    for name, count, spent in report:
-        per = spent / count if count else 0
+    for name, runs, spent, parties, komm in report:
+        per = spent / runs if runs else 0
         b = BUDGET[name]
         flag = "ok" if per <= b + 0.01 else "OVER"
-        budgets_ok &= flag == "ok"
-        print(f"    {name:14s} {count:4d} runs  {per:5.2f} calls each  budget {b}  {flag}")
+        per_party, want = komm / parties if parties else 0, KOMM.get(name, 0)
+        kflag = "ok" if abs(per_party - want) < 0.01 else "WRONG"
+        budgets_ok &= flag == "ok" and kflag == "ok"
+        print(f"    {name:14s} {runs:4d} runs  {per:5.2f} calls each  budget {b}  {flag}"
+              f"   + Kommunikation {per_party:4.2f} per party (want {want})  {kflag}")
     conflicts = metric_sum(stack.worker_ports, "vmh_sync_conflicts_total")
     notes = http("GET", stack.espo + "/_sim/notifications")[1]
     print(f"  conflicts resolved for EspoCRM: {conflicts:.0f}")
@@ -331,15 +380,47 @@ def main():
             mismatches += 1
         if e.get("advowareRowId") != a.get("rowId"):
             mismatches += 1
+    komm_diff, komm_entries, clean = 0, 0, 0
+    for e in ents:
+        if e.get("syncStatus") != "clean":
+            continue
+        clean += 1
+        d, n = komm_differences(e, stack.advo_record(e["betnr"]) or {})
+        komm_diff += d
+        komm_entries += n
     records = http("GET", stack.advo + "/_sim/state/Beteiligte")[1]
     dupes = len(records) - len(seeded)
     print(f"  consistency: {sum(1 for e in ents if e.get('syncStatus') == 'clean')} clean parties "
           f"compared field by field: {mismatches} differences; Advoware records {len(records)} for "
           f"{len(seeded)} parties ({'no duplicates' if dupes == 0 else f'{dupes} extra'})")
-    consistent = mismatches == 0 and dupes == 0
+    print(f"  Kommunikation: {komm_entries} phone/e-mail entries of {clean} clean parties compared "
+          f"(values, types, markers): {komm_diff} differences")
+    consistent = mismatches == 0 and dupes == 0 and komm_diff == 0
     print("  result:", "both systems consistent" if consistent else "NOT CONSISTENT",
           "/", "every budget met" if budgets_ok else "a budget was exceeded")
     return 0 if consistent and budgets_ok else 1
+
+
+def komm_differences(ent, rec):
+    """Differences between a party's phones/e-mails in EspoCRM and its Advoware entries: the
+    (value, kind) pairs must be equal, every entry with a value must carry its marker, every
+    empty one a slot marker. Returns (differences, entries compared)."""
+    def key(value, kind):
+        value = value.strip()
+        return (value.lower() if kind == "email" else value, kind)
+    espo = sorted([key(p["phoneNumber"], p.get("type") or "Other")
+                   for p in ent.get("phoneNumberData") or []] +
+                  [key(m["emailAddress"], "email") for m in ent.get("emailAddressData") or []])
+    advo, bad_markers = [], 0
+    for entry in rec.get("kommunikation") or []:
+        tlf, bem = (entry.get("tlf") or "").strip(), entry.get("bemerkung") or ""
+        if tlf:
+            advo.append(key(tlf, KZ_KIND.get(entry.get("kommKz"), "?")))
+            bad_markers += not bem.startswith("[ESPOCRM:")
+        else:
+            bad_markers += not bem.startswith("[ESPOCRM-SLOT:")
+    advo.sort()
+    return (0 if espo == advo else 1) + bad_markers, len(advo)
 
 
 def quantiles(stack):
