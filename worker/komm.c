@@ -1,7 +1,7 @@
 /* komm.c: the Kommunikation decisions of SPEC §5.4 (see komm.h).
  *
- * The planner follows the four steps of §5.4 with one change of order and two guards, each of
- * which keeps a run from making duplicates:
+ * The planner follows the four steps of §5.4. Where the SPEC is silent or its literal order
+ * would make duplicates, it does this (each case has a row in tests/unit/test_komm.c):
  * - Unmarked Advoware entries are paired with EspoCRM items of the same value before step 2
  *   hands unpaired EspoCRM items to orphaned markers (Var5); otherwise a value both sides hold
  *   could be written over one entry and then added again as Var4.
@@ -9,7 +9,13 @@
  *   failed halfway (an entry created, its EspoCRM half not written) finishes without a second
  *   entry, and so does a value a user added on both sides.
  * - Var4 does not add a value EspoCRM already holds (a duplicate entry a user made in
- *   Advoware; Advoware cannot delete it, EspoCRM keeps one). */
+ *   Advoware; Advoware cannot delete it, EspoCRM keeps one).
+ * - A marker pairs with the EspoCRM item whose type fits its kommKz first (one number may be an
+ *   Office phone and a Fax).
+ * - An entry a user emptied in Advoware (marker kept, tlf "") is a deletion there: Var3, and the
+ *   entry becomes a slot, rather than Var6 writing an empty value into EspoCRM.
+ * - Under to_advoware, Var4 candidates wait and the plan says so (deferred), so that the caller
+ *   keeps the old hash and the next run takes them over. */
 #include "komm.h"
 
 #include "marker.h"

@@ -75,6 +75,7 @@ static int read_advo(struct ksync *ks)
     ks->rowid = calloc(n + 1, sizeof *ks->rowid);
     if (!ks->advo || !ks->rowid)
         return -1;
+    ks->nadvo = n; /* before the strdups: ksync_free frees what got copied */
     size_t i;
     json_t *e;
     json_array_foreach(ks->advo_list, i, e)
@@ -87,7 +88,6 @@ static int read_advo(struct ksync *ks)
         if (r && !(ks->rowid[i] = strdup(r)))
             return -1;
     }
-    ks->nadvo = n;
     return 0;
 }
 
@@ -170,11 +170,6 @@ void ksync_free(struct ksync *ks)
 bool ksync_planned(const struct ksync *ks)
 {
     return ks->planned;
-}
-
-size_t ksync_calls(const struct ksync *ks)
-{
-    return komm_plan_calls(&ks->plan);
 }
 
 int ksync_validate(const struct ksync *ks, char *msg, size_t msglen)

@@ -33,8 +33,6 @@ void ksync_free(struct ksync *ks);
 
 /* Whether the skip rule let the planner run. */
 bool ksync_planned(const struct ksync *ks);
-/* The Advoware calls the plan makes. */
-size_t ksync_calls(const struct ksync *ks);
 /* Validation of the values the plan writes to Advoware. 0, or -1 with msg. */
 int ksync_validate(const struct ksync *ks, char *msg, size_t msglen);
 
