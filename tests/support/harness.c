@@ -737,6 +737,17 @@ int th_worker_start_bin(struct th_worker *w, const char *name, const char *boots
 bool th_worker_ready(struct th_worker *w)
 {
     char url[80];
+    if (!th_proc_alive(&w->proc)) { /* say so once, instead of polling a port nobody opens */
+        if (!w->gone_reported)
+            fprintf(stderr, "harness: worker pid %d exited (wait status %d) before it was ready\n",
+                    (int)w->proc.pid, w->proc.status);
+        w->gone_reported = true;
+        return false;
+    }
+    int fd = th_tcp_connect(w->metrics_port); /* not listening yet: quietly not ready */
+    if (fd < 0)
+        return false;
+    close(fd);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", w->metrics_port);
     return th_http("GET", url, NULL, NULL, NULL) == 200;
 }

@@ -174,6 +174,7 @@ int th_kafka_committed(const char *bootstrap, const char *group, const char *top
 struct th_worker {
     struct th_proc proc;
     int metrics_port;
+    bool gone_reported; /* th_worker_ready said once that the process exited */
 };
 int th_worker_start(struct th_worker *w, const char *bootstrap, const char *redis_url,
                     const char *const *extra_env);
