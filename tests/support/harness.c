@@ -81,22 +81,41 @@ int th_tcp_connect(int port)
     return fd;
 }
 
-static void child_env(const char *const *env)
+/* The child's environment, built in the parent: the current one with env's "NAME=value"
+ * entries put on top, the last of a name winning ("NAME" alone removes NAME). The child must not
+ * call setenv (malloc) between fork and exec: another thread of the test (librdkafka's, curl's) may
+ * hold the allocator's lock at the fork, and the child would hang before it ever ran. NULL on out
+ * of memory; free the array (not the strings) with free(). */
+static char **child_env(const char *const *env)
 {
-    for (; env && *env; env++) {
-        const char *eq = strchr(*env, '=');
-        if (!eq) {
-            unsetenv(*env);
-            continue;
+    extern char **environ;
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    while (env && env[k])
+        k++;
+    char **out = calloc(n + k + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < k && !replaced; j++) {
+            size_t len = strcspn(env[j], "=");
+            replaced = strncmp(environ[i], env[j], len) == 0 && environ[i][len] == '=';
         }
-        char name[256];
-        size_t n = (size_t)(eq - *env);
-        if (n >= sizeof name)
-            continue;
-        memcpy(name, *env, n);
-        name[n] = '\0';
-        setenv(name, eq + 1, 1);
+        if (!replaced)
+            out[m++] = environ[i];
     }
+    for (size_t j = 0; j < k; j++) { /* a later entry of the same name wins */
+        size_t len = strcspn(env[j], "=");
+        bool later = false;
+        for (size_t l = j + 1; l < k && !later; l++)
+            later = strcspn(env[l], "=") == len && strncmp(env[l], env[j], len) == 0;
+        if (env[j][len] == '=' && !later)
+            out[m++] = (char *)env[j];
+    }
+    return out;
 }
 
 static int spawn(struct th_proc *p, const char *const *argv, const char *const *env, int out_mode,
@@ -105,11 +124,17 @@ static int spawn(struct th_proc *p, const char *const *argv, const char *const *
     int pipefd[2] = {-1, -1};
     memset(p, 0, sizeof *p);
     p->out_fd = -1;
-    if (out_mode && pipe2(pipefd, O_CLOEXEC) != 0)
+    char **envp = child_env(env);
+    if (!envp)
         return -1;
+    if (out_mode && pipe2(pipefd, O_CLOEXEC) != 0) {
+        free(envp);
+        return -1;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
+        free(envp);
         if (out_mode) {
             close(pipefd[0]);
             close(pipefd[1]);
@@ -126,11 +151,13 @@ static int spawn(struct th_proc *p, const char *const *argv, const char *const *
             if (out_mode == 2)
                 dup2(pipefd[1], 2);
         }
-        child_env(env);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+        execve(argv[0], (char *const *)argv, envp);
+        static const char msg[] = "harness: exec failed\n"; /* async-signal-safe */
+        ssize_t ignored = write(2, msg, sizeof msg - 1);
+        (void)ignored;
         _exit(127);
     }
+    free(envp);
     p->pid = pid;
     if (out_mode) {
         close(pipefd[1]);
