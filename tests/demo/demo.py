@@ -10,8 +10,10 @@ vmh-workers, all on free ports. Then it plays, phase by phase:
   advoware edit an Advoware user edits others; an operator asks for a resync (sync_check)
   no change     a resync of parties that did not change
   conflict      both sides edit the same parties: EspoCRM wins
-  espocrm phone a UI user changes a phone number, adds a mobile number, deletes the e-mail
-  advoware phone an Advoware user changes a number, adds one, deletes the e-mail; a resync
+  espocrm phone/e-mail   a UI user changes the phone number, adds a mobile number, deletes
+                         the e-mail (Advoware cannot delete: its entry becomes an empty slot)
+  advoware phone/e-mail  an Advoware user changes the phone number, adds a business number,
+                         deletes the e-mail entry; an operator asks for a resync
   bad data      a UI user enters a first name Advoware rejects (too long)
   delete        a UI user deletes parties (a notice goes to a person; Advoware keeps them)
 
@@ -21,6 +23,8 @@ check of both systems, phone numbers and e-mail addresses included. Ctrl-C stops
 running. Logs are removed after a consistent run and kept otherwise. Environment: VMH_BIN_DIR (build/bin), DEMO_ENTITIES (300), DEMO_LATENCY_MS (20),
 DEMO_JITTER_MS (30).
 """
+import base64
+import binascii
 import json
 import os
 import random
@@ -45,14 +49,15 @@ WORK = tempfile.mkdtemp(prefix="vmh-demo-")
 # SPEC §5.3 per sync, plus the notification where the case sends one (conflict, bad data: both
 # GETs, the status PUT and the notice; delete: the GET and the notice).
 BUDGET = {"create": 3, "espocrm edit": 4, "advoware edit": 3, "no change": 2, "conflict": 5,
-          "delete": 2, "bad data": 4, "espocrm phone": 4, "advoware phone": 3}
+          "delete": 2, "bad data": 4, "espocrm phone/e-mail": 4, "advoware phone/e-mail": 3}
 # SPEC §5.4: Kommunikation adds one Advoware call per changed Advoware entry, per party: create
 # POSTs the seeded phone and e-mail; the EspoCRM edit is Var5 + Var1 + Var2 (slot); the Advoware
 # edit rewrites two markers (Var6, Var4) and Var3 needs no call.
-KOMM = {"create": 2, "espocrm phone": 3, "advoware phone": 2}
+KOMM = {"create": 2, "espocrm phone/e-mail": 3, "advoware phone/e-mail": 2}
 KOMM_ROUTES = ("/api/v1/advonet/Beteiligte/{betNr}/Kommunikationen",
                "/api/v1/advonet/Beteiligte/{betNr}/Kommunikationen/{id}")
 # Advoware kommKz → the EspoCRM kind it stands for (SPEC §5.4).
+NAME_W = 21  # width of the phase-name column
 KZ_KIND = {1: "Office", 2: "Fax", 3: "Mobile", 4: "email", 5: "email", 6: "Home", 7: "Fax",
            8: "email", 9: "Other", 10: "Other", 11: "email", 12: "email"}
 
@@ -216,6 +221,9 @@ def bar(done, total, calls_s, errors):
 
 def phase(stack, name, count, act, done, report):
     """Runs act(), then shows progress until done(entities) says how many of count are done."""
+    if count == 0:  # DEMO_ENTITIES too small for this phase's group
+        print(f"{name:{NAME_W}s} skipped (no parties left for it)")
+        return
     before_calls, t0 = stack.calls(), time.time()
     before_runs = stack.runs()
     act()
@@ -227,7 +235,7 @@ def phase(stack, name, count, act, done, report):
         now, calls = time.time(), sum(stack.calls())
         rate = (calls - last_calls) / max(now - last_t, 1e-3)
         last_calls, last_t = calls, now
-        line = f"{name:14s} " + bar(min(n, count), count, rate, errors)
+        line = f"{name:{NAME_W}s} " + bar(min(n, count), count, rate, errors)
         if TTY:
             print("\r" + line, end="", flush=True)
         elif now - shown > 2:
@@ -240,7 +248,7 @@ def phase(stack, name, count, act, done, report):
         time.sleep(0.5)  # refresh interval
     time.sleep(1.5)  # let late duplicates show in the counters
     base, komm = stack.calls()
-    print(("\r" if TTY else "") + f"{name:14s} " + bar(count, count, 0, 0)
+    print(("\r" if TTY else "") + f"{name:{NAME_W}s} " + bar(count, count, 0, 0)
           + f"  {time.time() - t0:5.1f} s")
     report.append((name, max(stack.runs() - before_runs, 1), base - before_calls[0], count,
                    komm - before_calls[1]))
@@ -300,31 +308,45 @@ def main():
         http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {"vorname": "EspoCRM"}) for i in both],
         lambda ents: moved(set(both), "clean", {i: v[i] + 1 for i in both})(ents), report)
 
-    # Kommunikation: a UI user changes the phone (Var5), adds a mobile number (Var1) and
-    # deletes the e-mail (Var2: the Advoware entry becomes an empty slot).
+    # Kommunikation, EspoCRM side: a UI user changes the phone number (Var5: 1 Advoware PUT), adds
+    # a mobile number (Var1: 1 POST) and deletes the e-mail (Var2: 1 PUT, the entry becomes an
+    # empty slot, since Advoware's API cannot delete).
+    def espo_phone_edit():
+        for n, i in enumerate(phone_espo):
+            st, _ = http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {
+                "phoneNumberData": [
+                    {"phoneNumber": f"+49 511 555-{n:04d}", "type": "Office", "primary": True},
+                    {"phoneNumber": f"+49 170 555-{n:04d}", "type": "Mobile", "primary": False}],
+                "emailAddressData": []})
+            if st != 200:
+                raise SystemExit(f"demo: EspoCRM UI edit of {i} answered {st} (logs: {WORK})")
     v = versions()
-    phase(stack, "espocrm phone", len(phone_espo), lambda: [
-        http("PUT", f"{stack.espo}/_sim/ui/CBeteiligte/{i}", {
-            "phoneNumberData": [
-                {"phoneNumber": f"+49 511 9{n:05d}", "type": "Office", "primary": True},
-                {"phoneNumber": f"+49 170 {n:06d}", "type": "Mobile", "primary": False}],
-            "emailAddressData": []})
-        for n, i in enumerate(phone_espo)],
-        moved(set(phone_espo), "clean", {i: v[i] + 1 for i in phone_espo}), report)
+    phase(stack, "espocrm phone/e-mail", len(phone_espo), espo_phone_edit,
+          moved(set(phone_espo), "clean", {i: v[i] + 1 for i in phone_espo}), report)
 
-    # An Advoware user changes the phone (Var6), adds a number (Var4) and deletes the e-mail
-    # entry (Var3); then an operator asks for a resync.
+    # Kommunikation, Advoware side: an Advoware user changes the phone number (Var6: EspoCRM takes
+    # it, 1 PUT rewrites the marker), adds a business number (Var4: EspoCRM gets it, 1 PUT writes
+    # the marker) and deletes the e-mail entry (Var3: EspoCRM drops it, no call); then an
+    # operator asks for a resync. The entries' true kommKz come from the simulator's state.
+    # The added number is a TelGesch (kommKz 1): Advoware's GET shows kommKz 0, so for an
+    # unmarked phone SPEC §5.4 step 3 can only guess 1 (Office); a Mobil (3) entry would reach
+    # EspoCRM as Office and carry a marker saying 1, which the check below counts as a difference.
     v = versions()
     for n, i in enumerate(phone_advo):
-        rec = stack.advo_record(betnr[i])
         url = f"{stack.advo}/_sim/ui/Beteiligte/{betnr[i]}/Kommunikationen"
-        for entry in rec["kommunikation"]:
-            if entry["kommKz"] == 1:
-                http("PUT", f"{url}/{entry['id']}", {"tlf": f"+49 511 8{n:05d}"})
-            elif entry["kommKz"] == 4:
-                http("DELETE", f"{url}/{entry['id']}")
-        http("POST", url, {"tlf": f"+49 30 {n:06d}", "kommKz": 1, "bemerkung": "Zentrale"})
-    phase(stack, "advoware phone", len(phone_advo), lambda: stack.resync(phone_advo),
+        edits = []
+        for entry in stack.advo_record(betnr[i])["kommunikation"]:
+            if entry["kommKz"] == 1 and entry.get("tlf"):
+                edits.append(("PUT", f"{url}/{entry['id']}", {"tlf": f"+49 511 444-{n:04d}"}))
+            elif entry["kommKz"] == 4 and entry.get("tlf"):
+                edits.append(("DELETE", f"{url}/{entry['id']}", None))
+        edits.append(("POST", url, {"tlf": f"+49 30 444-{n:04d}", "kommKz": 1}))
+        for method, target, body in edits:
+            st, _ = http(method, target, body)
+            if st not in (200, 201, 204) or len(edits) != 3:
+                raise SystemExit(f"demo: Advoware UI {method} {target} answered {st} "
+                                 f"({len(edits)} edits; logs: {WORK})")
+    phase(stack, "advoware phone/e-mail", len(phone_advo), lambda: stack.resync(phone_advo),
           moved(set(phone_advo), "clean", v), report)
 
     v = versions()
@@ -358,7 +380,7 @@ def main():
         per_party, want = komm / parties if parties else 0, KOMM.get(name, 0)
         kflag = "ok" if abs(per_party - want) < 0.01 else "WRONG"
         budgets_ok &= flag == "ok" and kflag == "ok"
-        print(f"    {name:14s} {runs:4d} runs  {per:5.2f} calls each  budget {b}  {flag}"
+        print(f"    {name:{NAME_W}s} {runs:4d} runs  {per:5.2f} calls each  budget {b}  {flag}"
               f"   + Kommunikation {per_party:4.2f} per party (want {want})  {kflag}")
     conflicts = metric_sum(stack.worker_ports, "vmh_sync_conflicts_total")
     notes = http("GET", stack.espo + "/_sim/notifications")[1]
@@ -380,21 +402,26 @@ def main():
             mismatches += 1
         if e.get("advowareRowId") != a.get("rowId"):
             mismatches += 1
-    komm_diff, komm_entries, clean = 0, 0, 0
+    komm_diff, komm_entries, clean, examples = 0, 0, 0, []
     for e in ents:
         if e.get("syncStatus") != "clean":
             continue
         clean += 1
-        d, n = komm_differences(e, stack.advo_record(e["betnr"]) or {})
-        komm_diff += d
+        rec = stack.advo_record(e["betnr"]) or {}
+        why, n = komm_differences(e, rec)
         komm_entries += n
+        if why:
+            komm_diff += 1
+            examples.append(f"{e['id']} (betNr {e.get('betnr')}): {why}")
     records = http("GET", stack.advo + "/_sim/state/Beteiligte")[1]
     dupes = len(records) - len(seeded)
     print(f"  consistency: {sum(1 for e in ents if e.get('syncStatus') == 'clean')} clean parties "
           f"compared field by field: {mismatches} differences; Advoware records {len(records)} for "
           f"{len(seeded)} parties ({'no duplicates' if dupes == 0 else f'{dupes} extra'})")
-    print(f"  Kommunikation: {komm_entries} phone/e-mail entries of {clean} clean parties compared "
-          f"(values, types, markers): {komm_diff} differences")
+    print(f"  Kommunikation of {clean} clean parties ({komm_entries} phone/e-mail entries: values, "
+          f"kinds, markers, slots) compared: {komm_diff} differences")
+    for line in examples[:5]:
+        print("    " + line)
     consistent = mismatches == 0 and dupes == 0 and komm_diff == 0
     print("  result:", "both systems consistent" if consistent else "NOT CONSISTENT",
           "/", "every budget met" if budgets_ok else "a budget was exceeded")
@@ -402,25 +429,41 @@ def main():
 
 
 def komm_differences(ent, rec):
-    """Differences between a party's phones/e-mails in EspoCRM and its Advoware entries: the
-    (value, kind) pairs must be equal, every entry with a value must carry its marker, every
-    empty one a slot marker. Returns (differences, entries compared)."""
+    """Compares a party's phones/e-mails in EspoCRM with its Advoware entries: the sets of
+    (normalized value, kind) must be equal (EspoCRM: a phone's type, "email"; Advoware: the kind
+    of the entry's true kommKz), every entry with a value must carry a marker holding that value
+    and kommKz, every empty one a slot marker. Returns (what differs, or "" if nothing; Advoware
+    entries with a value)."""
     def key(value, kind):
-        value = value.strip()
+        value = (value or "").strip()
         return (value.lower() if kind == "email" else value, kind)
-    espo = sorted([key(p["phoneNumber"], p.get("type") or "Other")
+
+    def marker(bem):  # "[ESPOCRM:<base64>:<kz>]…" → key(value, kind of kz) + (kz,), or None
+        try:
+            b64, kz = bem[len("[ESPOCRM:"):bem.index("]")].rsplit(":", 1)
+            kz = int(kz)
+            return key(base64.b64decode(b64, validate=True).decode(), KZ_KIND.get(kz, "?")) + (kz,)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return None
+    espo = sorted([key(p.get("phoneNumber"), p.get("type") or "Other")
                    for p in ent.get("phoneNumberData") or []] +
-                  [key(m["emailAddress"], "email") for m in ent.get("emailAddressData") or []])
-    advo, bad_markers = [], 0
+                  [key(m.get("emailAddress"), "email") for m in ent.get("emailAddressData") or []])
+    advo, problems = [], []  # lists, not sets: a duplicate on either side is a difference
     for entry in rec.get("kommunikation") or []:
         tlf, bem = (entry.get("tlf") or "").strip(), entry.get("bemerkung") or ""
         if tlf:
             advo.append(key(tlf, KZ_KIND.get(entry.get("kommKz"), "?")))
-            bad_markers += not bem.startswith("[ESPOCRM:")
-        else:
-            bad_markers += not bem.startswith("[ESPOCRM-SLOT:")
+            if not bem.startswith("[ESPOCRM:"):
+                problems.append(f"entry {entry.get('id')} {tlf!r} without marker ({bem!r})")
+            elif marker(bem) != key(tlf, KZ_KIND.get(entry.get("kommKz"), "?")) + (entry.get("kommKz"),):
+                problems.append(f"entry {entry.get('id')} {tlf!r} kommKz {entry.get('kommKz')}: "
+                                f"marker {bem!r} says otherwise")
+        elif not bem.startswith("[ESPOCRM-SLOT:"):
+            problems.append(f"empty entry {entry.get('id')} without slot marker ({bem!r})")
     advo.sort()
-    return (0 if espo == advo else 1) + bad_markers, len(advo)
+    if espo != advo:
+        problems.insert(0, f"EspoCRM {espo}, Advoware {advo}")
+    return "; ".join(problems), len(advo)
 
 
 def quantiles(stack):
