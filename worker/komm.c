@@ -517,14 +517,6 @@ void komm_plan_free(struct komm_plan *plan)
     memset(plan, 0, sizeof *plan);
 }
 
-size_t komm_plan_calls(const struct komm_plan *plan)
-{
-    size_t n = 0;
-    for (size_t k = 0; k < plan->n; k++)
-        n += plan->a[k].op == KOP_ADVO_POST || plan->a[k].op == KOP_ADVO_PUT;
-    return n;
-}
-
 int komm_plan_validate(const struct komm_plan *plan, char *msg, size_t msglen)
 {
     for (size_t k = 0; k < plan->n; k++) {

@@ -116,8 +116,6 @@ bool komm_needs_plan(const struct komm_in *in);
 int komm_plan_make(const struct komm_in *in, struct komm_plan *plan);
 void komm_plan_free(struct komm_plan *plan);
 
-/* Advoware calls the plan makes. */
-size_t komm_plan_calls(const struct komm_plan *plan);
 /* Checks every value the plan writes from EspoCRM to Advoware. 0, or -1 with msg. */
 int komm_plan_validate(const struct komm_plan *plan, char *msg, size_t msglen);
 /* "Var1", ..., "Var6", "Match". */

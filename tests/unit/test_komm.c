@@ -580,7 +580,8 @@ static void test_skip_and_validation(void **state)
     struct komm_plan plan;
     char msg[200];
     assert_int_equal(komm_plan_make(&in, &plan), 0);
-    assert_int_equal(komm_plan_calls(&plan), 1);
+    assert_int_equal(plan.n, 1); /* the POST */
+    assert_int_equal(plan.a[0].op, KOP_ADVO_POST);
     assert_int_equal(komm_plan_validate(&plan, msg, sizeof msg), -1);
     assert_string_equal(msg, "emailAddress \"kein-mail\": not an e-mail address");
     komm_plan_free(&plan);
