@@ -291,8 +291,11 @@ static void test_redis_outage_pauses_and_resumes_without_loss(void **state)
     assert_true(ok);
     TH_WAIT(ok, missing(f, kp2) == 0, 30000);
     assert_true(ok);
-    assert_true(th_metric(f->w[0].metrics_port, "vmh_messages_done_total", NULL) == 40);
-    assert_true(th_metric(f->w[0].metrics_port, "vmh_consumer_paused", NULL) == 0);
+    /* The record is written inside the run, the counter after it returns: wait for both. */
+    TH_WAIT(ok, th_metric(f->w[0].metrics_port, "vmh_messages_done_total", NULL) == 40, 10000);
+    assert_true(ok);
+    TH_WAIT(ok, th_metric(f->w[0].metrics_port, "vmh_consumer_paused", NULL) == 0, 10000);
+    assert_true(ok);
     th_kprod_free(kp2);
     assert_int_equal(stop(f, 0, SIGTERM), 0);
 }
