@@ -249,6 +249,12 @@ bool redis_client_connected(const struct redis_client *c)
     return c && c->ctx;
 }
 
+void redis_client_disconnect(struct redis_client *c)
+{
+    if (c)
+        drop_connection(c);
+}
+
 /* A failed connect or a dropped connection: the next attempt waits longer. */
 static void note_failure(struct redis_client *c)
 {

@@ -44,6 +44,9 @@ void redis_client_free(struct redis_client *c);
  * reconnect backoff unless `force`. */
 int redis_client_connect(struct redis_client *c, bool force, char *err, size_t errlen);
 bool redis_client_connected(const struct redis_client *c);
+/* Closes the connection without counting a failure: the next command connects afresh. For a
+ * connection that outlived a server restart and would fail its next command. */
+void redis_client_disconnect(struct redis_client *c);
 
 /* Runs one command given as argv (binary-safe). Returns the reply (never a NULL on success),
  * or NULL with err set on a connection error (the connection is dropped; the next call

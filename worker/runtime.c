@@ -80,6 +80,7 @@ struct wk_runtime {
     struct executor *ex;
     struct redis_url rurl;
     struct redis_client **tredis; /* per executor thread */
+    unsigned *tredis_outage;      /* per thread: the outage its connection was made after */
     void **thread_ud;
     bool *thread_inited;
     struct redis_client *probe;
@@ -90,6 +91,7 @@ struct wk_runtime {
     struct dlq_item *dlq_retry; /* poll thread only */
 
     atomic_bool stop, redis_down, joined, probe_now, fatal;
+    atomic_uint redis_outages; /* counts each time Redis is found unreachable */
     atomic_int signal;
     atomic_llong loop_beat;      /* monotonic ms of the poll loop's latest round */
     bool paused, backpressure;   /* poll thread only */
@@ -503,6 +505,13 @@ static enum ex_result ex_run(void *ud, unsigned thread, const char *key, struct 
     if (!run_wanted(rt, msgs, n))
         return EX_DROP; /* revoked meanwhile: the new owner runs them */
     struct redis_client *rc = rt->tredis[thread];
+    /* A connection idle through an outage is dead without knowing it (Redis restarted): its
+     * next command would fail and report a second outage. Connect afresh instead. */
+    unsigned outages = atomic_load(&rt->redis_outages);
+    if (rt->tredis_outage[thread] != outages) {
+        redis_client_disconnect(rc);
+        rt->tredis_outage[thread] = outages;
+    }
     struct lock_held held;
     struct run_state rs = {.rt = rt, .msgs = msgs, .n = n};
     long long t0 = util_monotonic_ms();
@@ -521,8 +530,10 @@ static enum ex_result ex_run(void *ud, unsigned thread, const char *key, struct 
         return EX_DROP;
     case LOCK_ERROR:
     default:
-        if (!atomic_exchange(&rt->redis_down, true))
+        if (!atomic_exchange(&rt->redis_down, true)) {
+            atomic_fetch_add(&rt->redis_outages, 1);
             log_warn("redis unreachable: runs wait, consumption pauses", LOG_STR("error", err));
+        }
         atomic_store(&rt->probe_now, true);
         metric_inc(rt->m.runs, "redis_down");
         *retry_after_ms = REDIS_RETRY_MS;
@@ -634,10 +645,12 @@ static void probe_redis(struct wk_runtime *rt)
     char err[256];
     bool up = redis_ping(rt->probe, err, sizeof err) == 0;
     bool was_down = atomic_exchange(&rt->redis_down, !up);
-    if (up && was_down)
+    if (up && was_down) {
         log_info("redis reachable again");
-    else if (!up && !was_down)
+    } else if (!up && !was_down) {
+        atomic_fetch_add(&rt->redis_outages, 1);
         log_warn("redis unreachable: consumption pauses", LOG_STR("error", err));
+    }
     rt->next_probe = util_monotonic_ms() + (up ? PROBE_UP_MS : PROBE_DOWN_MS);
 }
 
@@ -894,11 +907,13 @@ int worker_main(int argc, char **argv, const struct wk_handler *h)
     struct ops_server *ops = NULL;
 
     rt->tredis = calloc(rt->concurrency, sizeof *rt->tredis);
+    rt->tredis_outage = calloc(rt->concurrency, sizeof *rt->tredis_outage);
     rt->thread_ud = calloc(rt->concurrency, sizeof *rt->thread_ud);
     rt->thread_inited = calloc(rt->concurrency, sizeof *rt->thread_inited);
     rt->probe = redis_client_new(&rt->rurl, 500, 1000);
     rt->renewer = lock_renewer_start(&rt->rurl, rt->lock_ttl_ms, err, sizeof err);
-    if (!rt->tredis || !rt->thread_ud || !rt->thread_inited || !rt->probe || !rt->renewer) {
+    if (!rt->tredis || !rt->tredis_outage || !rt->thread_ud || !rt->thread_inited || !rt->probe ||
+        !rt->renewer) {
         log_error("start-up failed", LOG_STR("error", err));
         goto out;
     }
@@ -958,6 +973,7 @@ out:
     lock_renewer_stop(rt->renewer);
     redis_client_free(rt->probe);
     free(rt->tredis);
+    free(rt->tredis_outage);
     free(rt->thread_ud);
     free(rt->thread_inited);
     uv_mutex_destroy(&rt->mu);

@@ -498,6 +498,28 @@ static void test_reconnects_after_server_restart(void **state)
     assert_client_db(f->client, 5); /* AUTH and SELECT again on the new connection */
 }
 
+/* A connection that lived through a restart fails its next command; disconnecting it first
+ * makes that command succeed on a fresh connection, with no backoff to wait out. */
+static void test_disconnect_drops_a_connection_that_outlived_a_restart(void **state)
+{
+    struct fixture *f = *state; /* password server */
+    char url[300], err[256];
+    snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d/5", AUTH_PASSWORD_ESCAPED, f->redis.port);
+    f->client = client_for(url);
+    assert_int_equal(redis_ping(f->client, err, sizeof err), 0);
+    int port = f->redis.port;
+    th_redis_stop(&f->redis);
+    assert_int_equal(th_redis_start_port(&f->redis, port, AUTH_PASSWORD), 0);
+    assert_true(redis_client_connected(f->client)); /* it does not know yet */
+
+    redis_client_disconnect(f->client);
+    assert_false(redis_client_connected(f->client));
+    if (redis_ping(f->client, err, sizeof err) != 0)
+        fail_msg("first command after disconnect failed: %s", err);
+    assert_client_db(f->client, 5);
+    redis_client_disconnect(NULL); /* harmless */
+}
+
 static void test_connect_refused_fails_fast(void **state)
 {
     (void)state;
@@ -706,6 +728,8 @@ int main(void)
                                         teardown_server),
         cmocka_unit_test_setup_teardown(test_reconnects_after_server_restart, setup_password_server,
                                         teardown_server),
+        cmocka_unit_test_setup_teardown(test_disconnect_drops_a_connection_that_outlived_a_restart,
+                                        setup_password_server, teardown_server),
         cmocka_unit_test(test_connect_refused_fails_fast),
         cmocka_unit_test(test_connect_timeout_when_syn_is_dropped),
         cmocka_unit_test(test_command_timeout_when_server_never_answers),

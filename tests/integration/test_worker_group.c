@@ -296,6 +296,8 @@ static void test_redis_outage_pauses_and_resumes_without_loss(void **state)
     assert_true(ok);
     TH_WAIT(ok, th_metric(f->w[0].metrics_port, "vmh_consumer_paused", NULL) == 0, 10000);
     assert_true(ok);
+    /* One outage, reported once: no run after it tried a connection that died with Redis. */
+    assert_true(th_metric(f->w[0].metrics_port, "vmh_runs_total", "result=\"redis_down\"") == 0);
     th_kprod_free(kp2);
     assert_int_equal(stop(f, 0, SIGTERM), 0);
 }
