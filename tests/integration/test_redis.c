@@ -474,14 +474,21 @@ static void assert_client_db(struct redis_client *c, int db)
     freeReplyObject(r);
 }
 
-static void test_reconnects_after_server_restart(void **state)
+/* Connects f->client to the password server's db 5; returns the server's port. */
+static int connect_db5(struct fixture *f)
 {
-    struct fixture *f = *state; /* password server */
     char url[300], err[256];
     snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d/5", AUTH_PASSWORD_ESCAPED, f->redis.port);
     f->client = client_for(url);
     assert_int_equal(redis_ping(f->client, err, sizeof err), 0);
-    int port = f->redis.port;
+    return f->redis.port;
+}
+
+static void test_reconnects_after_server_restart(void **state)
+{
+    struct fixture *f = *state; /* password server */
+    char err[256];
+    int port = connect_db5(f);
 
     th_redis_stop(&f->redis);
     long long t0 = th_now_ms();
@@ -503,11 +510,8 @@ static void test_reconnects_after_server_restart(void **state)
 static void test_disconnect_drops_a_connection_that_outlived_a_restart(void **state)
 {
     struct fixture *f = *state; /* password server */
-    char url[300], err[256];
-    snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d/5", AUTH_PASSWORD_ESCAPED, f->redis.port);
-    f->client = client_for(url);
-    assert_int_equal(redis_ping(f->client, err, sizeof err), 0);
-    int port = f->redis.port;
+    char err[256];
+    int port = connect_db5(f);
     th_redis_stop(&f->redis);
     assert_int_equal(th_redis_start_port(&f->redis, port, AUTH_PASSWORD), 0);
     assert_true(redis_client_connected(f->client)); /* it does not know yet */
