@@ -901,7 +901,7 @@ int worker_main(int argc, char **argv, const struct wk_handler *h)
 
     int rc = 1;
     bool closed = false;
-    char err[256];
+    char err[256] = "out of memory"; /* set by whatever fails below */
     uv_thread_t sig_tid;
     uv_thread_create(&sig_tid, signal_thread, rt);
     struct ops_server *ops = NULL;
