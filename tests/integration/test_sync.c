@@ -41,7 +41,6 @@ static void test_create(void **state)
     assert_string_equal(ss_str(a, "rowId"), ss_str(e, "advowareRowId"));
     json_decref(a);
     json_decref(e);
-    ss_settle();
     /* SPEC §5.3 budget: EspoCRM GET, Advoware POST, EspoCRM PUT */
     ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 0, 0, 1, 0, 0});
 }
@@ -62,7 +61,6 @@ static void test_update_espocrm_side(void **state)
     assert_string_equal(ss_str(a, "rowId"), ss_str(e, "advowareRowId"));
     json_decref(a);
     json_decref(e);
-    ss_settle();
     ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 1, 0, 0, 0}); /* 4 calls */
 }
 
@@ -86,7 +84,6 @@ static void test_update_advoware_side(void **state)
     assert_string_equal(ss_str(a, "rowId"), ss_str(e, "advowareRowId"));
     json_decref(a);
     json_decref(e);
-    ss_settle();
     ss_expect_calls(&before, (struct ss_calls){1, 1, 0, 1, 0, 0, 0,
                                                0}); /* 3 calls: data and status in one PUT */
 }
@@ -104,7 +101,6 @@ static void test_no_change(void **state)
     bool ok;
     TH_WAIT(ok, ss_calls_of(&ss.advo, "GET", A_ONE) > before.a_get, 30000);
     assert_true(ok);
-    ss_settle();
     ss_expect_calls(&before,
                     (struct ss_calls){1, 0, 0, 1, 0, 0, 0, 0}); /* 2 calls: nothing needs writing */
     json_t *e = ss_espo_state(id);
@@ -147,7 +143,6 @@ static void test_delete_notifies_with_betnr(void **state)
     bool ok;
     TH_WAIT(ok, ss_notifications_with(text) == 1, 30000);
     assert_true(ok);
-    ss_settle();
     ss_expect_calls(&before, (struct ss_calls){1, 0, 1, 0, 0, 0, 0, 0});
     assert_int_equal(th_sim_calls(&ss.advo, "DELETE", A_ONE, 0), 0);
     json_t *a = ss_advo_state(betnr); /* still there: a person deletes it */
@@ -166,7 +161,6 @@ static void test_validation_error_is_permanent(void **state)
     assert_non_null(strstr(ss_str(e, "syncErrorMessage"), "vorname"));
     long long version = json_integer_value(json_object_get(e, "versionNumber"));
     json_decref(e);
-    ss_settle();
     ss_expect_calls(&before, (struct ss_calls){1, 1, 1, 0, 0, 0, 0, 0});
     assert_int_equal(ss_notifications_with("vorname: longer than 30"), 1);
     /* a later cron run that finds nothing changed keeps the failure (the data is still bad) */

@@ -62,7 +62,8 @@ struct ss_calls {
     long e_get, e_put, notif, a_get, a_put, a_post, k_post, k_put;
 };
 void ss_snapshot(struct ss_calls *c);
-/* Fails the test unless the calls since before are want. */
+/* Fails the test unless the calls since before are want, counted once the calls stopped
+ * (ss_settle). */
 void ss_expect_calls(const struct ss_calls *before, struct ss_calls want);
 
 /* Every API call a simulator counted. */
