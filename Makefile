@@ -5,7 +5,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
-SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common producer worker tests -name '*.[ch]')
+SOURCES     = $(shell git ls-files '*.c' '*.cc' '*.h' 2>/dev/null || find common producer worker tests -name '*.[ch]' -o -name '*.cc')
 
 .PHONY: all build deps test demo asan valgrind format format-check clean
 

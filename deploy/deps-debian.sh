@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config git tzdata
 librdkafka-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev libssl-dev
-libuv1-dev libhttp-parser-dev libcmocka-dev
+libuv1-dev libhttp-parser-dev libcmocka-dev libphonenumber-dev g++
 redis-server redis-tools kcat wrk curl ca-certificates clang-format valgrind python3"
 
 missing=""
