@@ -36,8 +36,6 @@ struct advo {
     struct redis_client *redis;
     struct apistat st;
     char token[2048];
-    json_t *rechtsformen;
-    long long rechtsformen_at; /* monotonic ms */
 };
 
 /* Deletes KEYS[1] only if it holds ARGV[1]. */
@@ -111,7 +109,6 @@ void advo_free(struct advo *a)
     for (size_t i = 0; i < sizeof a->strs / sizeof a->strs[0]; i++)
         free(a->strs[i]);
     httpc_free(a->http);
-    json_decref(a->rechtsformen);
     OPENSSL_cleanse(a->token, sizeof a->token);
     free(a);
 }
@@ -386,34 +383,78 @@ int advo_put_kommunikation(struct advo *a, long long betnr, long long kommid, co
     return call(a, "PUT", path, body, status, out, err, errlen);
 }
 
+/* Advoware's Rechtsformen, fetched at most once an hour per process (SPEC §5.1) and shared by
+ * every client of the same base URL: one GET per process, not per executor thread. */
+static struct {
+    uv_mutex_t mu;
+    char *base_url;
+    json_t *list;
+    long long at; /* monotonic ms */
+} rf_cache;
+static uv_once_t rf_once = UV_ONCE_INIT;
+
+static void rf_init(void)
+{
+    uv_mutex_init(&rf_cache.mu);
+}
+
 int advo_rechtsform_allowed(struct advo *a, const char *value, char *err, size_t errlen)
 {
     util_err_reset(err, errlen);
     if (!value || !*value)
         return 1;
+    uv_once(&rf_once, rf_init);
+    uv_mutex_lock(&rf_cache.mu);
     long long now = util_monotonic_ms();
-    if (!a->rechtsformen || now - a->rechtsformen_at > RECHTSFORMEN_TTL_S * 1000LL) {
+    int rc = 0;
+    bool same = rf_cache.base_url && strcmp(rf_cache.base_url, a->conf.base_url) == 0;
+    if (!same || !rf_cache.list || now - rf_cache.at > RECHTSFORMEN_TTL_S * 1000LL) {
         long status = 0;
         json_t *list = NULL;
-        if (call(a, "GET", "/Rechtsformen", NULL, &status, &list, err, errlen) != 0)
-            return -1;
+        char *url = strdup(a->conf.base_url);
+        if (!url || call(a, "GET", "/Rechtsformen", NULL, &status, &list, err, errlen) != 0) {
+            if (!url)
+                util_err(err, errlen, "out of memory");
+            free(url);
+            rc = -1;
+            goto out;
+        }
         if (status != 200 || !json_is_array(list)) {
             json_decref(list);
+            free(url);
             util_err(err, errlen, "advoware GET Rechtsformen: %ld", status);
-            return -1;
+            rc = -1;
+            goto out;
         }
-        json_decref(a->rechtsformen);
-        a->rechtsformen = list;
-        a->rechtsformen_at = now;
+        json_decref(rf_cache.list);
+        free(rf_cache.base_url);
+        rf_cache.list = list;
+        rf_cache.base_url = url;
+        rf_cache.at = now;
     }
     size_t i;
     json_t *v;
-    json_array_foreach(a->rechtsformen, i, v)
+    json_array_foreach(rf_cache.list, i, v)
     {
         const char *s = json_is_string(v) ? json_string_value(v)
                                           : json_string_value(json_object_get(v, "name"));
-        if (s && strcmp(s, value) == 0)
-            return 1;
+        if (s && strcmp(s, value) == 0) {
+            rc = 1;
+            break;
+        }
     }
-    return 0;
+out:
+    uv_mutex_unlock(&rf_cache.mu);
+    return rc;
+}
+
+void advo_rechtsformen_forget(void)
+{
+    uv_once(&rf_once, rf_init);
+    uv_mutex_lock(&rf_cache.mu);
+    json_decref(rf_cache.list);
+    free(rf_cache.base_url);
+    rf_cache.list = NULL;
+    rf_cache.base_url = NULL;
+    uv_mutex_unlock(&rf_cache.mu);
 }

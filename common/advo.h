@@ -46,9 +46,13 @@ int advo_post_kommunikation(struct advo *a, long long betnr, const json_t *body,
 int advo_put_kommunikation(struct advo *a, long long betnr, long long kommid, const json_t *body,
                            long *status, json_t **out, char *err, size_t errlen);
 
-/* Whether value is in Advoware's Rechtsformen (fetched at most once an hour per client). 1 yes,
- * 0 no, -1 with err when the list could not be fetched. NULL or "" → 1 (nothing to check). */
+/* Whether value is in Advoware's Rechtsformen (fetched at most once an hour per process, shared
+ * by all clients; thread-safe). 1 yes, 0 no, -1 with err when the list could not be fetched.
+ * NULL or "" → 1 (nothing to check). */
 int advo_rechtsform_allowed(struct advo *a, const char *value, char *err, size_t errlen);
+/* Drops the process's cached list (tests that change Advoware's list; and at exit, so that
+ * memory checkers see nothing left). */
+void advo_rechtsformen_forget(void);
 
 /* The token request of SPEC §7.2 for nonce and timestamp (pure; for tests). New reference, or
  * NULL with err when the API key is not base64. */

@@ -48,6 +48,8 @@ const struct cfg_def cfg_vars[] = {
     VAR("ADVOWARE_PRODUCT", CFG_INT, "64", W, "Advoware product id", RANGE(0, 1000000)),
     VAR("ADVOWARE_ROLE", CFG_INT, "2", W, "Advoware role", RANGE(0, 1000000)),
     VAR("ADVOWARE_TZ", CFG_STR, "Europe/Berlin", W, "time zone of Advoware's zone-less timestamps"),
+    VAR("PHONE_DEFAULT_COUNTRY", CFG_STR, "DE", W,
+        "country (ISO 3166 alpha-2) of national phone numbers typed in Advoware, e.g. 0511/12345"),
     VAR("ADVOWARE_MAX_RPS", CFG_DOUBLE, "0", W,
         "requests/s to Advoware summed over all workers (0 = unlimited)", RANGE(0, 100000)),
     /* HTTP */

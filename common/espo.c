@@ -76,6 +76,8 @@ static int call(struct espo *c, const char *method, const char *path, const char
     }
     int rc = httpc_json(c->http, method, url, headers, body, &resp, &parsed, err, errlen);
     apistat_record(&c->st, ESPO_SYSTEM, method, resp.status, resp.elapsed_ms);
+    if (rc == 0 && resp.status >= 400 && errlen > 0) /* EspoCRM's reason, recorded 03, 09 */
+        snprintf(err, errlen, "%s", resp.reason ? resp.reason : "");
     if (status)
         *status = resp.status;
     if (out)
@@ -155,14 +157,34 @@ int espo_post(struct espo *c, const json_t *attrs, long *status, json_t **out, c
 int espo_notify(struct espo *c, const char *user_id, const char *message, long *status, char *err,
                 size_t errlen)
 {
-    json_t *body = json_pack("{s:s,s:s,s:s}", "type", "Message", "message", message, "userId",
-                             user_id ? user_id : "");
+    json_t *body = json_pack("{s:s,s:s,s:s,s:[s]}", "type", "Post", "post", message, "targetType",
+                             "users", "usersIds", user_id ? user_id : "");
     if (!body) {
         snprintf(err, errlen, "notification: invalid text");
         return -1;
     }
-    int rc = call(c, "POST", "/Notification", NULL, body, NULL, status, NULL, err, errlen);
+    int rc = call(c, "POST", "/Note", NULL, body, NULL, status, NULL, err, errlen);
     json_decref(body);
+    return rc;
+}
+
+int espo_app_user(struct espo *c, long *status, json_t **out, char *err, size_t errlen)
+{
+    return call(c, "GET", "/App/user", NULL, NULL, NULL, status, out, err, errlen);
+}
+
+int espo_metadata(struct espo *c, const char *key, long *status, json_t **out, char *err,
+                  size_t errlen)
+{
+    char *esc = curl_easy_escape(NULL, key, 0), *query = NULL;
+    if (!esc || asprintf(&query, "key=%s", esc) < 0) {
+        curl_free(esc);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    curl_free(esc);
+    int rc = call(c, "GET", "/Metadata", query, NULL, NULL, status, out, err, errlen);
+    free(query);
     return rc;
 }
 

@@ -3,7 +3,9 @@
  * thread. Every call is counted (apistat, system "espocrm").
  *
  * Contract of every call: returns 0 when EspoCRM answered (whatever the status, in *status), -1
- * on a transport error (status 0) with err set. A JSON answer comes back in *out (a new
+ * on a transport error (status 0) with err set. For an answer >= 400, err holds EspoCRM's reason
+ * (its X-Status-Reason header, e.g. "Field validation failure; entityType: CBeteiligte, field:
+ * phoneNumber, type: valid.") or "" when it gave none. A JSON answer comes back in *out (a new
  * reference, caller json_decref()s; NULL when the body was not JSON or out is NULL). */
 #ifndef VMH_ESPO_H
 #define VMH_ESPO_H
@@ -45,9 +47,20 @@ struct espo_query {
 int espo_list(struct espo *c, const struct espo_query *q, long *status, json_t **out, char *err,
               size_t errlen);
 
-/* POST /api/v1/Notification {"type":"Message","message","userId"}. */
+/* A direct message to user_id (SPEC §5.5, recorded 11_direct_message): POST /api/v1/Note
+ * {"type":"Post","targetType":"users","usersIds":[user_id],"post":message}, which EspoCRM turns
+ * into a notification. POST /Notification is 403 for API users (recorded 06). Needs the sync
+ * role's Message permission; without it: 403 "Not permitted to post to anybody except self.". */
 int espo_notify(struct espo *c, const char *user_id, const char *message, long *status, char *err,
                 size_t errlen);
+
+/* GET /api/v1/App/user: the whole answer ({"user":{"id",…},"acl":{"messagePermission",…},…}). */
+int espo_app_user(struct espo *c, long *status, json_t **out, char *err, size_t errlen);
+
+/* GET /api/v1/Metadata?key=<key> (e.g. "entityDefs.CBeteiligte", recorded 12_metadata): the
+ * value, or JSON null for an unknown key (200 either way). */
+int espo_metadata(struct espo *c, const char *key, long *status, json_t **out, char *err,
+                  size_t errlen);
 
 /* Builds the query string (without '?') of q: percent-encoded, PHP bracket style. A new string
  * the caller frees; NULL on out of memory. Pure: exposed for tests. */

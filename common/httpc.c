@@ -96,6 +96,7 @@ void httpc_resp_clear(struct httpc_resp *resp)
     if (!resp)
         return;
     free(resp->body);
+    free(resp->reason);
     memset(resp, 0, sizeof *resp);
 }
 
@@ -241,6 +242,10 @@ int httpc_request(struct httpc *c, const char *method, const char *url, const ch
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (!buf.data && !(buf.data = calloc(1, 1)))
+        goto oom;
+    struct curl_header *reason = NULL;
+    if (curl_easy_header(h, "X-Status-Reason", 0, CURLH_HEADER, -1, &reason) == CURLHE_OK &&
+        reason->value && !(resp->reason = strdup(reason->value)))
         goto oom;
     resp->status = status;
     resp->body = buf.data;

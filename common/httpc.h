@@ -27,6 +27,8 @@ struct httpc_resp {
     char *body;  /* NUL-terminated, malloc'd (never NULL after a successful call) */
     size_t body_len;
     double elapsed_ms; /* whole exchange */
+    char *reason;      /* the X-Status-Reason header (EspoCRM's reason for most 4xx), malloc'd;
+                          NULL when the answer had none */
 };
 
 /* Calls curl_global_init once per process (thread-safe); httpc_new() calls it too. Requests set

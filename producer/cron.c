@@ -9,8 +9,11 @@
 #include "msg.h"
 #include "util.h"
 
-#define CRON_PAGE      100
-#define CRON_MAX_PAGES 20
+/* EspoCRM answers maxSize above 200 (its recordListMaxSizeLimit) with 403 (recorded,
+ * contracts/espocrm-9.1.5/05_list.json): a scan needing more pages them with offset. */
+#define CRON_PAGE_MAX  200
+#define CRON_PAGE_MIN  50 /* rows asked at least, so locked ones do not cost a page each */
+#define CRON_MAX_PAGES 50
 #define STALE_AFTER_S  (24 * 3600)
 
 static const char *const reason_names[CRON_REASONS] = {"pending_sync", "dirty", "failed",
@@ -60,10 +63,10 @@ json_t *cron_where(enum cron_reason r, time_t now)
     case CRON_FAILED:
         return json_pack("[o,o]", status_is("failed"),
                          either(cond("isNull", "syncNextRetry", NULL),
-                                cond("lessThanOrEqual", "syncNextRetry", ts)));
+                                cond("lessThanOrEquals", "syncNextRetry", ts)));
     case CRON_AUTO_RESET:
         return json_pack("[o,o]", status_is("permanently_failed"),
-                         cond("lessThanOrEqual", "syncAutoResetAt", ts));
+                         cond("lessThanOrEquals", "syncAutoResetAt", ts));
     case CRON_STALE_CLEAN:
         return json_pack("[o,o]", status_is("clean"),
                          either(cond("isNull", "advowareLastSync", NULL),
@@ -114,25 +117,34 @@ static int select_entity(const struct cron_deps *d, const char *id, enum cron_re
     return rc;
 }
 
-/* Selects up to *left entities of one reason. */
+int cron_page_size(int left)
+{
+    return left > CRON_PAGE_MAX ? CRON_PAGE_MAX : left < CRON_PAGE_MIN ? CRON_PAGE_MIN : left;
+}
+
+/* Selects up to *left entities of one reason, page by page. */
 static int scan_reason(const struct cron_deps *d, enum cron_reason r, time_t now, int *left,
                        struct cron_result *res, char *err, size_t errlen)
 {
     json_t *where = cron_where(r, now);
     int rc = 0;
     for (int page = 0, offset = 0; *left > 0 && page < CRON_MAX_PAGES; page++) {
+        int size = cron_page_size(*left);
         struct espo_query q = {.where = where,
                                .select = "id,syncStatus",
                                .order_by = "modifiedAt",
                                .order = "asc",
-                               .max_size = CRON_PAGE,
+                               .max_size = size,
                                .offset = offset};
         long status = 0;
         json_t *out = NULL;
         if (espo_list(d->espo, &q, &status, &out, err, errlen) != 0 || status != 200) {
-            if (status != 0)
-                util_err(err, errlen, "EspoCRM list (%s) answered %ld", cron_reason_name(r),
-                         status);
+            if (status != 0) {
+                char reason[160];
+                snprintf(reason, sizeof reason, "%s", errlen > 0 ? err : "");
+                util_err(err, errlen, "EspoCRM list (%s) answered %ld%s%s", cron_reason_name(r),
+                         status, reason[0] ? ": " : "", reason);
+            }
             json_decref(out);
             rc = -1;
             break;
@@ -158,7 +170,7 @@ static int scan_reason(const struct cron_deps *d, enum cron_reason r, time_t now
             (*left)--;
         }
         json_decref(out);
-        if (rc != 0 || n < CRON_PAGE)
+        if (rc != 0 || n < (size_t)size)
             break;
         offset += (int)n;
     }

@@ -8,8 +8,9 @@
  * With several producer replicas one leader per tick: SET vmh:cron:leader:<scan> <instance> NX
  * PX <0.9 interval> (one key per scan, since the two scans tick at different intervals).
  *
- * cron_where() is pure. cron_scan() does the I/O and is blocking: the scheduler runs it on the
- * libuv thread pool, one tick at a time, so its clients are never used concurrently. */
+ * cron_where() and cron_page_size() are pure. cron_scan() does the I/O and is blocking: the
+ * scheduler runs it on the libuv thread pool, one tick at a time, so its clients are never used
+ * concurrently. */
 #ifndef VMH_CRON_H
 #define VMH_CRON_H
 
@@ -35,8 +36,14 @@ enum cron_scan_kind { CRON_SCAN_RETRY, CRON_SCAN_FALLBACK };
 
 const char *cron_reason_name(enum cron_reason r); /* "pending_sync", ... */
 
-/* EspoCRM where[] conditions selecting one reason's entities at `now` (a new reference). */
+/* EspoCRM where[] conditions selecting one reason's entities at `now` (a new reference). The
+ * types are EspoCRM's spelling: lessThanOrEquals (lessThanOrEqual is a 400). */
 json_t *cron_where(enum cron_reason r, time_t now);
+
+/* maxSize of the next list call when `left` entities are still wanted: at least 50 (locked
+ * entities are skipped), never above 200 (EspoCRM answers 403): a scan wanting more pages on
+ * with offset. */
+int cron_page_size(int left);
 
 struct cron_deps {
     struct espo *espo;

@@ -1,6 +1,6 @@
 /* main.c: vmh-producer — EspoCRM webhooks and cron ticks into Kafka (SPEC §3). One libuv loop
  * serves the webhook listener, the ops endpoint, the cron timers and Kafka's delivery reports;
- * blocking work (cron scans, readiness probes) runs on libuv's thread pool. */
+ * blocking work (cron scans, readiness probes, the sync user lookup) runs on the thread pool. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "redis.h"
+#include "syncuser.h"
 #include "util.h"
 #include "wauth.h"
 #include "webhook.h"
@@ -24,7 +25,8 @@ static const char SUMMARY[] =
     "on <KAFKA_TOPIC_PREFIX>.create|update|delete|sync_check keyed by entity id.\n"
     "Webhook URLs: POST http://<WEBHOOK_LISTEN>/webhook/beteiligte/create|update|delete";
 
-#define PROBE_INTERVAL_MS 5000
+#define PROBE_INTERVAL_MS    5000
+#define SYNC_USER_TIMEOUT_MS 5000 /* per App/user lookup: shutdown may wait for one */
 
 struct producer {
     struct cfg *cfg;
@@ -35,6 +37,7 @@ struct producer {
     struct webhook *webhook;
     struct httpd *web, *ops;
     struct cron *cron;
+    struct syncuser *syncuser;
     struct redis_client *cron_redis, *probe_redis;
     struct espo *espo;
     struct apistat st;
@@ -158,6 +161,25 @@ static int start_http(struct producer *p)
                                                          : listen_on(p->ops, cfg, "METRICS_LISTEN");
 }
 
+/* ---- the sync user, for dropping its own-write echoes (SPEC §3.1) ------------------------ */
+
+static void on_sync_user(const char *user_id, void *ud)
+{
+    struct producer *p = ud;
+    if (webhook_set_sync_user(p->webhook, user_id) != 0)
+        log_warn("EspoCRM named a sync user id that cannot be used; echoes are recognised by "
+                 "their attributes only");
+}
+
+static int start_sync_user(struct producer *p)
+{
+    long timeout = (long)cfg_duration_ms(p->cfg, "HTTP_TIMEOUT_MS");
+    p->syncuser = syncuser_start(
+        p->loop, cfg_str(p->cfg, "ESPOCRM_URL"), cfg_str(p->cfg, "ESPOCRM_API_KEY"),
+        timeout < SYNC_USER_TIMEOUT_MS ? timeout : SYNC_USER_TIMEOUT_MS, &p->st, on_sync_user, p);
+    return p->syncuser ? 0 : -1;
+}
+
 static int start(struct producer *p)
 {
     char err[256];
@@ -176,7 +198,8 @@ static int start(struct producer *p)
     p->probe_redis = redis_from_cfg(cfg);
     p->espo = espo_new(cfg_str(cfg, "ESPOCRM_URL"), cfg_str(cfg, "ESPOCRM_API_KEY"),
                        (long)cfg_duration_ms(cfg, "HTTP_TIMEOUT_MS"), &p->st);
-    if (!p->reg || !p->cron_redis || !p->probe_redis || !p->espo || start_http(p) != 0)
+    if (!p->reg || !p->cron_redis || !p->probe_redis || !p->espo || start_http(p) != 0 ||
+        start_sync_user(p) != 0)
         return -1;
     struct cron_deps deps = {.espo = p->espo,
                              .redis = p->cron_redis,
@@ -224,6 +247,8 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&p->sigterm, NULL);
     uv_close((uv_handle_t *)&p->sigint, NULL);
     uv_close((uv_handle_t *)&p->probe_timer, NULL);
+    syncuser_stop(p->syncuser); /* freed once a lookup in flight has returned */
+    p->syncuser = NULL;
     cron_pause(p->cron);
     httpd_stop_listening(p->web);
     p->drain_deadline =

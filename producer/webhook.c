@@ -1,4 +1,4 @@
-/* webhook.c: EspoCRM webhook ingress into Kafka (see webhook.h). */
+/* webhook.c: EspoCRM webhook ingress into Kafka, own-write echoes dropped (see webhook.h). */
 #include "webhook.h"
 
 #include <jansson.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "echo.h"
 #include "log.h"
 #include "msg.h"
 
@@ -21,7 +22,8 @@ struct webhook {
     struct webhook_opts o;
     struct webhook_route routes[3];
     unsigned pending;
-    struct metric *requests;
+    char sync_user[MSG_ID_MAX + 1]; /* "" until EspoCRM named it */
+    struct metric *requests, *echoes;
 };
 
 /* A request waiting for Kafka's delivery reports. */
@@ -31,6 +33,7 @@ struct wh_req {
     uv_timer_t timer;
     int outstanding; /* produced, not yet reported */
     int accepted;    /* distinct ids */
+    int echoes;      /* records dropped as own-write echoes */
     bool failed, answered;
 };
 
@@ -47,6 +50,9 @@ struct webhook *webhook_new(const struct webhook_opts *opts)
         wh->routes[i] = (struct webhook_route){wh, events[i], topics[i]};
     wh->requests = metrics_counter(opts->reg, "vmh_webhook_requests_total",
                                    "Webhook requests answered, by HTTP status.", "code");
+    wh->echoes = metrics_counter(opts->reg, "vmh_webhook_echoes_dropped_total",
+                                 "Webhook update records dropped as the sync's own writes.", NULL);
+    metric_add(wh->echoes, 0); /* a sample from the start */
     return wh;
 }
 
@@ -58,6 +64,14 @@ void webhook_free(struct webhook *wh)
 unsigned webhook_pending(const struct webhook *wh)
 {
     return wh->pending;
+}
+
+int webhook_set_sync_user(struct webhook *wh, const char *user_id)
+{
+    if (!user_id || !*user_id || strlen(user_id) > MSG_ID_MAX)
+        return -1;
+    snprintf(wh->sync_user, sizeof wh->sync_user, "%s", user_id);
+    return 0;
 }
 
 static void on_answered(const char *method, const char *route, int status, void *ud)
@@ -81,10 +95,12 @@ static void settle(struct wh_req *r)
 {
     if (!r->answered && (r->failed || r->outstanding == 0)) {
         r->answered = true;
-        if (r->failed)
+        if (r->failed) {
             httpd_respond_error(r->req, 503, "Kafka did not acknowledge; retry later");
-        else
+        } else {
+            metric_add(r->wh->echoes, r->echoes);
             httpd_respond_json(r->req, 200, json_pack("{s:i}", "accepted", r->accepted));
+        }
         r->req = NULL;
     }
     if (r->answered && r->outstanding == 0 && !uv_is_closing((uv_handle_t *)&r->timer))
@@ -111,10 +127,13 @@ static void on_ack_timeout(uv_timer_t *t)
     settle(r);
 }
 
-/* The distinct record ids of a webhook body, in order, or NULL with why (400). The array holds
- * borrowed strings of body. */
-static json_t *distinct_ids(json_t *body, const char **why)
+/* The distinct ids of the records of a webhook body that are not own-write echoes, in order,
+ * or NULL with why (400): every record is checked, echo or not (all or nothing per request).
+ * *echoes counts the records dropped. The array holds borrowed strings of body. */
+static json_t *records_to_send(const struct webhook *wh, enum msg_event event, json_t *body,
+                               int *echoes, const char **why)
 {
+    *echoes = 0;
     if (!json_is_array(body)) {
         *why = "the body must be a JSON array of records";
         return NULL;
@@ -131,6 +150,14 @@ static json_t *distinct_ids(json_t *body, const char **why)
             json_decref(ids);
             json_decref(seen);
             return NULL;
+        }
+        enum echo_verdict v = echo_classify(event, rec, wh->sync_user);
+        if (v != ECHO_KEEP) {
+            log_debug("webhook: own-write echo dropped",
+                      LOG_STR("entity_id", json_string_value(id)),
+                      LOG_STR("echo", echo_verdict_name(v)));
+            (*echoes)++;
+            continue;
         }
         if (!json_object_get(seen, json_string_value(id))) {
             json_object_set_new(seen, json_string_value(id), json_true());
@@ -181,7 +208,8 @@ static void on_webhook(struct httpd_req *req, void *ud)
     const char *body = httpd_req_body(req, &len);
     if (wh->o.auth) {
         enum wauth_result a =
-            wauth_verify(wh->o.auth, httpd_req_header(req, "X-Signature"), body, len);
+            wauth_verify(wh->o.auth, httpd_req_header(req, wauth_header_name(WAUTH_SIGNATURE)),
+                         httpd_req_header(req, wauth_header_name(WAUTH_X_SIGNATURE)), body, len);
         if (a != WAUTH_OK) {
             log_warn("webhook rejected", LOG_STR("reason", wauth_result_name(a)),
                      LOG_STR("event", msg_event_name(route->event)));
@@ -192,7 +220,8 @@ static void on_webhook(struct httpd_req *req, void *ud)
     json_error_t je;
     json_t *doc = json_loadb(body ? body : "", len, 0, &je);
     const char *why = "the body is not valid JSON";
-    json_t *ids = doc ? distinct_ids(doc, &why) : NULL;
+    int echoes = 0;
+    json_t *ids = doc ? records_to_send(wh, route->event, doc, &echoes, &why) : NULL;
     json_decref(doc);
     if (!ids) {
         httpd_respond_error(req, 400, why);
@@ -207,6 +236,7 @@ static void on_webhook(struct httpd_req *req, void *ud)
     r->wh = wh;
     r->req = req;
     r->accepted = (int)json_array_size(ids);
+    r->echoes = echoes;
     uv_timer_init(wh->o.loop, &r->timer);
     r->timer.data = r;
     wh->pending++;
@@ -214,7 +244,7 @@ static void on_webhook(struct httpd_req *req, void *ud)
     produce_all(r, route, ids);
     json_decref(ids);
     log_debug("webhook accepted", LOG_STR("event", msg_event_name(route->event)),
-              LOG_INT("records", r->accepted));
+              LOG_INT("records", r->accepted), LOG_INT("echoes", r->echoes));
     settle(r);
 }
 

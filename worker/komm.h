@@ -1,9 +1,11 @@
-/* komm.h: the Kommunikation sync's decisions (SPEC §5.4), pure functions: the kommKz table,
- * value comparison and the value heuristic, validation of values written to Advoware, the
+/* komm.h: the Kommunikation sync's decisions (SPEC §5.4), pure functions: the kommKz table and
+ * its EspoCRM phone types, value comparison (phones by their E.164 form, common/phone.h) and the
+ * value heuristic, what EspoCRM accepts, validation of values written to Advoware, the
  * kommunikationHash, and the planner that turns both sides' entries into actions.
  *
  * The planner never calls anything. kommsync.c runs its Advoware actions, folds its EspoCRM
- * actions into the run's final PUT, and reports. */
+ * actions into the run's final PUT, and reports. Phone numbers are read with the process's
+ * default region (phone_default_region()). */
 #ifndef VMH_KOMM_H
 #define VMH_KOMM_H
 
@@ -26,15 +28,34 @@ const char *komm_kz_type(int kz);
  * any type EspoCRM may add) 10. */
 int komm_kz_for(enum komm_class cls, const char *type);
 /* Whether an Advoware entry of kz can hold an EspoCRM item of cls/type (FaxPrivat holds a Fax,
- * every e-mail kz an e-mail). A NULL phone type fits every phone kz. */
+ * every e-mail kz an e-mail). A NULL phone type fits every phone kz. Uses the full type list
+ * (Home exists); the planner uses komm_kz_espo_type() of the entity's list. */
 bool komm_kz_fits(int kz, enum komm_class cls, const char *type);
+/* The phone type kz shows as in an entity whose type list is types (n of them) with default
+ * type dflt: the first type of kz's preference the list has (1 Office, 2 Fax, 3 Mobile, 6 Home
+ * else Other, 7 Fax, 9 Other, 10 Other), else dflt (NULL: the list's first, else "Office"). An
+ * empty or NULL list is the Company list: Office, Mobile, Fax, Other, default Office. NULL for
+ * e-mails. The result points into types, at dflt or at static storage. */
+const char *komm_kz_espo_type(int kz, const char *const *types, size_t n, const char *dflt);
 /* kommKz of an unmarked Advoware entry whose GET said 0: '@' → 4, "http"/"www." → 5, else 1. */
 int komm_kz_guess(const char *value);
 
 /* ---- values ------------------------------------------------------------------------------ */
 
-/* Equal after trimming blanks; e-mails ignore ASCII case. NULL counts as "". */
+/* At most this many phone numbers per party (EspoCRM's phoneNumberMaxCount, recorded 03_...). */
+#define KOMM_PHONE_MAX 10
+
+/* Equal as values: phones by their E.164 form (phone_eq), e-mails trimmed and ignoring ASCII
+ * case. NULL counts as "". */
 bool komm_value_eq(const char *a, const char *b, enum komm_class cls);
+/* The form komm_value_eq compares: a phone's E.164 form (else the value trimmed), an e-mail
+ * trimmed in lower case. malloc'd; NULL when out of memory. */
+char *komm_value_key(const char *value, enum komm_class cls);
+/* The value EspoCRM would store for value, or NULL when EspoCRM rejects it (SPEC §5.4): a phone
+ * that no rule makes international or that EspoCRM's validation refuses → NULL, else its E.164
+ * form; an e-mail that is no address (or not ASCII) → NULL, else trimmed. Also NULL when out of
+ * memory. malloc'd. */
+char *komm_espo_value(const char *value, enum komm_class cls);
 /* s without leading and trailing blanks, malloc'd (NULL: out of memory). */
 char *komm_trim(const char *s);
 /* Validation of a value about to be written to Advoware (SPEC §5.1): e-mail syntax, phone
@@ -70,6 +91,11 @@ struct komm_in {
     bool espo_changed; /* EspoCRM changed since the last sync (SPEC §5.2) */
     bool advo_changed; /* the hash of Advoware's rowIds differs from the stored one */
     enum komm_dir dir;
+    /* The entity's phone types (metadata typeList, defaultType); NULL/0: the Company list. They
+     * must outlive the plan (its actions point into them). */
+    const char *const *phone_types;
+    size_t nphone_types;
+    const char *default_type;
 };
 
 /* Var1..Var6 of SPEC §5.4, and the marker-only pairing of equal values (KVAR_MATCH). */
@@ -82,6 +108,7 @@ enum komm_op {
     KOP_ESPO_SET,    /* EspoCRM item `espo` gets value */
     KOP_ESPO_REMOVE, /* EspoCRM item `espo` goes */
     KOP_NOTIFY,      /* tell the user `value` (a type change Advoware cannot make) */
+    KOP_SKIP,        /* Advoware entry `advo` is not taken over; `value` tells the user why */
 };
 
 struct komm_action {
@@ -94,9 +121,10 @@ struct komm_action {
     char *bemerkung; /* KOP_ADVO_*: marker and the user's text */
     int online;      /* KOP_ADVO_*: 1, 0, or -1 = not sent */
     bool from_espo;  /* KOP_ADVO_*: tlf is an EspoCRM value (validate before writing) */
-    char *value;     /* KOP_ESPO_ADD, KOP_ESPO_SET: the value; KOP_NOTIFY: the text */
+    char *value;     /* KOP_ESPO_ADD, KOP_ESPO_SET: the value (a phone's E.164 form);
+                        KOP_NOTIFY, KOP_SKIP: the text */
     enum komm_class cls;
-    const char *type; /* KOP_ESPO_ADD: phone type (static), NULL for e-mails */
+    const char *type; /* KOP_ESPO_ADD: phone type (komm_kz_espo_type), NULL for e-mails */
     int after;        /* EspoCRM actions: index of the Advoware action that must succeed
                          first (its other half), -1 if none */
 };
@@ -112,7 +140,12 @@ struct komm_plan {
  * hash equal → nothing). */
 bool komm_needs_plan(const struct komm_in *in);
 
-/* The actions for in, in execution order. 0, or -1 when out of memory (plan empty). */
+/* The actions for in, in execution order. 0, or -1 when out of memory (plan empty).
+ *
+ * An Advoware entry EspoCRM cannot take (komm_espo_value() NULL, or an 11th phone number) is
+ * never sent to EspoCRM and never written in Advoware (no marker: a marker whose value EspoCRM
+ * lacks would later read as a deletion); the plan reports it as a KOP_SKIP. A web address
+ * (kz 5 "Internet", "www."/"http") stays in Advoware only, unreported. */
 int komm_plan_make(const struct komm_in *in, struct komm_plan *plan);
 void komm_plan_free(struct komm_plan *plan);
 

@@ -18,6 +18,9 @@ struct ksync {
     size_t *espo_index; /* per item: its index in phoneNumberData or emailAddressData */
     struct komm_advo *advo;
     size_t nadvo;
+    char **types; /* the entity's phone types (copies) */
+    size_t ntypes;
+    char *default_type;
     struct komm_in in;
     struct komm_plan plan;
     bool planned;
@@ -107,6 +110,23 @@ static int current_hash(const struct ksync *ks, char out[17])
     return rc;
 }
 
+/* Copies the phone type list (the plan's actions point into it). */
+static int copy_types(struct ksync *ks, const struct ksync_in *in)
+{
+    size_t n = in->phone_types ? in->nphone_types : 0;
+    ks->types = calloc(n + 1, sizeof *ks->types);
+    if (!ks->types)
+        return -1;
+    for (; ks->ntypes < n; ks->ntypes++) {
+        const char *t = in->phone_types[ks->ntypes];
+        if (!(ks->types[ks->ntypes] = strdup(t ? t : "")))
+            return -1;
+    }
+    if (in->default_type && !(ks->default_type = strdup(in->default_type)))
+        return -1;
+    return 0;
+}
+
 struct ksync *ksync_new(const struct ksync_in *in)
 {
     struct ksync *ks = calloc(1, sizeof *ks);
@@ -118,7 +138,8 @@ struct ksync *ksync_new(const struct ksync_in *in)
     if (ks->stored_hash && !*ks->stored_hash)
         ks->stored_hash = NULL;
     char hash[17];
-    if (read_espo(ks) != 0 || read_advo(ks) != 0 || current_hash(ks, hash) != 0) {
+    if (copy_types(ks, in) != 0 || read_espo(ks) != 0 || read_advo(ks) != 0 ||
+        current_hash(ks, hash) != 0) {
         ksync_free(ks);
         return NULL;
     }
@@ -131,6 +152,9 @@ struct ksync *ksync_new(const struct ksync_in *in)
         .espo_changed = in->espo_changed,
         .advo_changed = !ks->stored_hash || strcmp(hash, ks->stored_hash) != 0,
         .dir = in->dir,
+        .phone_types = (const char *const *)ks->types,
+        .nphone_types = ks->ntypes,
+        .default_type = ks->default_type,
     };
     ks->planned = komm_needs_plan(&ks->in);
     if (ks->planned && komm_plan_make(&ks->in, &ks->plan) != 0) {
@@ -164,6 +188,10 @@ void ksync_free(struct ksync *ks)
     free(ks->advo);
     free(ks->done);
     free(ks->status);
+    for (size_t i = 0; ks->types && i < ks->ntypes; i++)
+        free(ks->types[i]);
+    free(ks->types);
+    free(ks->default_type);
     free(ks);
 }
 
@@ -342,8 +370,12 @@ static json_t *new_list(const struct ksync *ks, enum komm_class c)
         if (a->op != KOP_ESPO_ADD || a->cls != c || !espo_ok(ks, a))
             continue;
         json_t *item = json_pack("{s:s,s:b}", value_key[c], a->value, "primary", 0);
-        if (c == KOMM_PHONE)
-            json_object_set_new(item, "type", json_string(a->type ? a->type : "Other"));
+        if (c == KOMM_PHONE) /* the planner names a type of the entity's list */
+            json_object_set_new(
+                item, "type",
+                json_string(a->type ? a->type
+                                    : komm_kz_espo_type(10, ks->in.phone_types, ks->in.nphone_types,
+                                                        ks->in.default_type)));
         json_array_append_new(out, item);
         changed = true;
     }
@@ -381,6 +413,15 @@ const char *ksync_note(const struct ksync *ks, size_t i)
 {
     for (size_t k = 0; k < ks->plan.n; k++) {
         if (ks->plan.a[k].op == KOP_NOTIFY && i-- == 0)
+            return ks->plan.a[k].value;
+    }
+    return NULL;
+}
+
+const char *ksync_skipped(const struct ksync *ks, size_t i)
+{
+    for (size_t k = 0; k < ks->plan.n; k++) {
+        if (ks->plan.a[k].op == KOP_SKIP && i-- == 0)
             return ks->plan.a[k].value;
     }
     return NULL;

@@ -6,7 +6,7 @@
  * An EspoCRM change that has an Advoware half (Var4: the marker write; Var6: the new marker)
  * is only written when that half succeeded, so a failed call leaves both sides as they were
  * and the retry plans the same step again. The hash is written only when every call
- * succeeded. */
+ * succeeded. Entries EspoCRM cannot take are reported (ksync_skipped), not sent. */
 #ifndef VMH_KOMMSYNC_H
 #define VMH_KOMMSYNC_H
 
@@ -23,6 +23,11 @@ struct ksync_in {
     bool create;             /* a CREATE: initial whatever the entity says */
     bool espo_changed;
     enum komm_dir dir;
+    /* The entity's phone types (EspoCRM metadata phoneNumber.typeList and defaultType); NULL/0:
+     * the Company list (Office, Mobile, Fax, Other; default Office). Copied by ksync_new. */
+    const char *const *phone_types;
+    size_t nphone_types;
+    const char *default_type;
 };
 
 struct ksync;
@@ -52,5 +57,12 @@ void ksync_count(const struct ksync *ks, struct metric *m);
 
 /* The i-th notification text the plan asks for (type changes); NULL past the end. */
 const char *ksync_note(const struct ksync *ks, size_t i);
+
+/* The i-th Advoware entry the plan did not take over into EspoCRM, as a text for the user
+ * ("Telefonnummer '0511/ab' aus Advoware wurde nicht übernommen: keine gültige
+ * Telefonnummer"); NULL past the end. Such an entry stays as it is in Advoware and is no
+ * failure: the hash is stored as usual, so an unchanged party is not planned again. Owned by
+ * ks. */
+const char *ksync_skipped(const struct ksync *ks, size_t i);
 
 #endif

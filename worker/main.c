@@ -22,6 +22,8 @@ int main(int argc, char **argv)
                                        .thread_init = sync_thread_init,
                                        .thread_fini = sync_thread_fini,
                                        .setup = setup,
+                                       .gate = sync_ready,
+                                       .teardown = sync_conf_fini,
                                        .ud = &conf,
                                        .summary = SUMMARY};
     return worker_main(argc, argv, &handler);

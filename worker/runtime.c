@@ -168,6 +168,13 @@ static void store_offsets(struct wk_runtime *rt)
 
 /* ---- pause / resume --------------------------------------------------------------------- */
 
+/* Whether the handler keeps the worker from taking work (its set-up is not right yet). */
+static bool handler_gated(struct wk_runtime *rt, char *why, size_t whylen)
+{
+    char none[1];
+    return rt->h->gate && !rt->h->gate(rt->h->ud, why ? why : none, why ? whylen : sizeof none);
+}
+
 /* Consumption pauses while Redis is down, under backpressure and during shutdown: the poll loop
  * stops taking messages from the message queue, and librdkafka stops fetching once a
  * partition's prefetch queue holds queued.min.messages. Not rd_kafka_pause_partitions(): that
@@ -181,16 +188,17 @@ static void update_pause(struct wk_runtime *rt)
     else if (rt->backpressure && pending < rt->max_pending / 2)
         rt->backpressure = false;
     bool redis_down = atomic_load(&rt->redis_down), stop = atomic_load(&rt->stop);
-    bool want = stop || redis_down || rt->backpressure;
+    bool gated = handler_gated(rt, NULL, 0);
+    bool want = stop || redis_down || gated || rt->backpressure;
     if (want == rt->paused)
         return;
     rt->paused = want;
     metric_set(rt->m.paused, want ? 1 : 0);
     /* Backpressure comes and goes all the time under load; the other reasons are news. */
-    log_write(redis_down || stop ? LOG_INFO : LOG_DEBUG,
+    log_write(redis_down || stop || gated ? LOG_INFO : LOG_DEBUG,
               want ? "consumption paused" : "consumption resumed",
               LOG_BOOL("redis_down", redis_down), LOG_BOOL("backpressure", rt->backpressure),
-              LOG_BOOL("stopping", stop), LOG_END);
+              LOG_BOOL("handler_not_ready", gated), LOG_BOOL("stopping", stop), LOG_END);
 }
 
 /* ---- rebalance -------------------------------------------------------------------------- */
@@ -759,7 +767,7 @@ static bool ready_cb(void *ud, char *why, size_t whylen)
         snprintf(why, whylen, "redis unreachable");
         return false;
     }
-    return true;
+    return !handler_gated(rt, why, whylen);
 }
 
 /* Liveness: the poll loop went round recently. It may legitimately stand still while a revoke
@@ -970,6 +978,8 @@ out:
         dlq_free(d);
     }
     ops_server_stop(ops);
+    if (h->teardown)
+        h->teardown(h->ud);
     lock_renewer_stop(rt->renewer);
     redis_client_free(rt->probe);
     free(rt->tredis);

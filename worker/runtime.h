@@ -52,6 +52,12 @@ struct wk_handler {
     /* Optional: called once with the loaded configuration and the metrics registry, before any
      * run. */
     void (*setup)(void *ud, const struct cfg *cfg, struct metrics *reg);
+    /* Optional: whether the handler can take work now (false: why says what is missing). While
+     * it answers false the worker takes no messages and /readyz is 503 with that reason. Called
+     * from the poll loop and the ops thread: must be cheap and thread-safe. */
+    bool (*gate)(void *ud, char *why, size_t whylen);
+    /* Optional: called once at exit, after the executor stopped. */
+    void (*teardown)(void *ud);
     void *ud;
     const char *summary; /* --help text */
 };

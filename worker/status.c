@@ -34,7 +34,9 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
         json_object_set_new(a, "syncStatus", json_string("clean"));
         json_object_set_new(a, "syncRetryCount", json_integer(0));
         json_object_set_new(a, "syncNextRetry", json_null());
-        json_object_set_new(a, "syncErrorMessage", json_null());
+        /* A success may still name what was not taken over (SPEC §5.4: skipped entries). */
+        json_object_set_new(a, "syncErrorMessage",
+                            message && *message ? json_string(message) : json_null());
         json_object_set_new(a, "syncAutoResetAt", json_null());
         json_object_set_new(a, "advowareLastSync", datetime(now));
         break;
@@ -79,4 +81,15 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
     }
     out->attrs = a;
     return 0;
+}
+
+bool status_backoff_holds(const char *sync_status, long long next_retry, long long now,
+                          bool scheduled)
+{
+    return !scheduled && sync_status && strcmp(sync_status, "failed") == 0 && next_retry > now;
+}
+
+bool status_retry_restarts(const char *sync_status, bool auto_reset)
+{
+    return auto_reset || (sync_status && strcmp(sync_status, "dirty") == 0);
 }

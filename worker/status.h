@@ -23,10 +23,21 @@ struct status_result {
     char text[512]; /* its text (German, for the firm's users) */
 };
 
-/* retry_count: the entity's syncRetryCount before this run; message: what went wrong (NULL on
- * success); betnr: for texts (0 = none); now: Unix seconds. Returns 0, -1 on out of memory. */
+/* retry_count: the entity's syncRetryCount before this run; message: what went wrong (on
+ * success: NULL, or what was not taken over, kept as syncErrorMessage); betnr: for texts (0 =
+ * none); now: Unix seconds. Returns 0, -1 on out of memory. */
 int status_for(enum outcome o, long long retry_count, const char *message, long long betnr,
                long long now, struct status_result *out);
+
+/* Backoff holds (SPEC §3.1): a party in `failed` whose next retry (next_retry, Unix seconds; <= 0
+ * = none) lies after now waits for it; only a scheduled run (the cron's retry scan, vmhctl)
+ * retries it early. A person's edit turns the status to dirty, so it never waits. */
+bool status_backoff_holds(const char *sync_status, long long next_retry, long long now,
+                          bool scheduled);
+
+/* Whether the run starts the retry count over (SPEC §5.6): the cron's auto reset, or a person
+ * edited the party (dirty) since the last failure. */
+bool status_retry_restarts(const char *sync_status, bool auto_reset);
 
 /* Backoff of the n-th consecutive transient failure (n >= 1), in seconds: 1, 5, 15, 60, 240
  * minutes (the last value for any later n). */

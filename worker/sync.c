@@ -12,6 +12,7 @@
 #include "kommsync.h"
 #include "log.h"
 #include "mapper.h"
+#include "phone.h"
 #include "status.h"
 #include "synctime.h"
 #include "util.h"
@@ -46,12 +47,16 @@ struct run {
     bool auto_reset; /* a cron auto_reset: the retry count starts over */
     long long betnr;
     char err[512];
+    char skipped[512]; /* Advoware entries EspoCRM cannot take, for syncErrorMessage */
+    bool komm_planned; /* the Kommunikation was planned this run (else its skips stand) */
 };
 
 /* How a step ended. */
 enum step { STEP_OK, STEP_TRANSIENT, STEP_PERMANENT, STEP_GONE, STEP_ESPO_DOWN, STEP_CONFLICT };
 
 /* ---- set-up -------------------------------------------------------------------------- */
+
+static void preflight_start(struct sync_conf *conf);
 
 void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metrics *reg)
 {
@@ -78,7 +83,11 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
         .max_rps = cfg_double(cfg, "ADVOWARE_MAX_RPS"),
     };
     st_set_zone(cfg_str(cfg, "ADVOWARE_TZ"));
-    uv_mutex_init(&conf->user_mu);
+    if (phone_set_default_region(cfg_str(cfg, "PHONE_DEFAULT_COUNTRY")) != 0) {
+        fprintf(stderr, "vmh-worker: PHONE_DEFAULT_COUNTRY: not a country libphonenumber knows "
+                        "(ISO 3166 alpha-2, e.g. DE)\n");
+        exit(2);
+    }
     apistat_init(&conf->st, reg);
     conf->duration =
         metrics_histogram(reg, "vmh_sync_duration_seconds", "one entity's sync by case and result",
@@ -91,6 +100,115 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
     conf->komm =
         metrics_counter(reg, "vmh_kommunikation_calls_total",
                         "Advoware Kommunikation calls by variant and result", "var,result");
+    conf->notifications = metrics_counter(
+        reg, "vmh_notifications_total",
+        "direct messages to users by result (sent, failed, not_permitted)", "result");
+    preflight_start(conf);
+}
+
+/* ---- the start-up check of the EspoCRM side (SPEC §6, §5.5) ------------------------------ */
+
+#define RECHECK_MAX_MS 30000
+
+/* Logs each problem of the check once while it stands (a re-check finding the same set says
+ * nothing new). */
+static void preflight_log(const struct preflight *p, const struct preflight *last)
+{
+    bool same = last && last->nproblems == p->nproblems;
+    for (size_t i = 0; same && i < p->nproblems; i++)
+        same = strcmp(p->problems[i], last->problems[i]) == 0;
+    if (same)
+        return;
+    for (size_t i = 0; i < p->nproblems; i++)
+        log_error("EspoCRM set-up incomplete; not ready", LOG_STR("problem", p->problems[i]));
+}
+
+/* The check's thread: asks EspoCRM until the set-up is right, then opens the gate. */
+static void preflight_thread(void *arg)
+{
+    struct sync_conf *conf = arg;
+    struct espo *c = espo_new(conf->espo_url, conf->espo_key, conf->timeout_ms, &conf->st);
+    struct preflight *p = calloc(2, sizeof *p), *last = p ? p + 1 : NULL;
+    long long wait_ms = conf->recheck_ms;
+    char err[256] = "out of memory", last_err[256] = "";
+    bool stop = false;
+    while (c && p && !stop) {
+        int rc = preflight_run(c, p, err, sizeof err);
+        uv_mutex_lock(&conf->pf_mu);
+        if (rc != 0) {
+            snprintf(conf->why, sizeof conf->why, "EspoCRM set-up not checked yet: %.200s", err);
+            if (strcmp(err, last_err) != 0)
+                log_warn("EspoCRM set-up not checked; retrying", LOG_STR("error", err),
+                         LOG_INT("retry_ms", wait_ms));
+            snprintf(last_err, sizeof last_err, "%s", err);
+        } else if (p->nproblems > 0) {
+            snprintf(conf->why, sizeof conf->why, "EspoCRM set-up: %s%s", p->problems[0],
+                     p->nproblems > 1 ? " (and more, see the log)" : "");
+            preflight_log(p, last);
+            *last = *p;
+        } else {
+            conf->pf = *p;
+            for (size_t i = 0; i < p->ntypes; i++)
+                conf->phone_types[i] = conf->pf.types[i];
+            atomic_store(&conf->can_message, p->can_message);
+            if (!p->can_message)
+                log_error("EspoCRM: the sync role lacks the Message permission; notifications "
+                          "are not sent (set Message permission = all, SPEC §5.5)");
+            log_info("EspoCRM set-up checked", LOG_STR("sync_user", p->user_id),
+                     LOG_INT("phone_types", (long long)p->ntypes),
+                     LOG_BOOL("can_message", p->can_message));
+            conf->why[0] = '\0';
+            atomic_store(&conf->ready, true);
+            uv_mutex_unlock(&conf->pf_mu);
+            break;
+        }
+        if (!conf->pf_stop)
+            uv_cond_timedwait(&conf->pf_cv, &conf->pf_mu, (uint64_t)wait_ms * 1000000u);
+        stop = conf->pf_stop;
+        uv_mutex_unlock(&conf->pf_mu);
+        wait_ms = wait_ms * 2 > RECHECK_MAX_MS ? RECHECK_MAX_MS : wait_ms * 2;
+    }
+    if (!c || !p)
+        log_error("EspoCRM set-up check could not start", LOG_STR("error", "out of memory"));
+    free(p);
+    espo_free(c);
+}
+
+static void preflight_start(struct sync_conf *conf)
+{
+    uv_mutex_init(&conf->pf_mu);
+    uv_cond_init(&conf->pf_cv);
+    snprintf(conf->why, sizeof conf->why, "EspoCRM set-up not checked yet");
+    if (!conf->recheck_ms)
+        conf->recheck_ms = 2000;
+    conf->pf_started = uv_thread_create(&conf->pf_thread, preflight_thread, conf) == 0;
+    if (!conf->pf_started)
+        log_error("EspoCRM set-up check could not start", LOG_STR("error", "thread"));
+}
+
+void sync_conf_fini(void *ud)
+{
+    struct sync_conf *conf = ud;
+    if (!conf->pf_started)
+        return;
+    uv_mutex_lock(&conf->pf_mu);
+    conf->pf_stop = true;
+    uv_cond_signal(&conf->pf_cv);
+    uv_mutex_unlock(&conf->pf_mu);
+    uv_thread_join(&conf->pf_thread);
+    conf->pf_started = false;
+    advo_rechtsformen_forget();
+}
+
+bool sync_ready(void *ud, char *why, size_t whylen)
+{
+    struct sync_conf *conf = ud;
+    if (atomic_load(&conf->ready))
+        return true;
+    uv_mutex_lock(&conf->pf_mu);
+    snprintf(why, whylen, "%s", conf->why);
+    uv_mutex_unlock(&conf->pf_mu);
+    return false;
 }
 
 void *sync_thread_init(void *ud, unsigned thread)
@@ -112,17 +230,6 @@ void sync_thread_fini(void *ud, void *thread_ud)
     espo_free(t->espo);
     advo_free(t->advo);
     free(t);
-}
-
-/* The sync user's id, asked once (SPEC §5.2). 0, or -1 when EspoCRM did not answer. */
-static int sync_user(struct sync_conf *conf, struct sync_thread *t, char *err, size_t errlen)
-{
-    int rc = 0;
-    uv_mutex_lock(&conf->user_mu);
-    if (!conf->sync_user_id[0])
-        rc = espo_current_user(t->espo, conf->sync_user_id, sizeof conf->sync_user_id, err, errlen);
-    uv_mutex_unlock(&conf->user_mu);
-    return rc;
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -151,32 +258,58 @@ static enum step classify(long status)
 /* ---- notifications and the link --------------------------------------------------------- */
 
 /* Notifies user (or ESPOCRM_NOTIFY_USER_ID) once per entity and text in 30 days (SPEC §5.4,
- * §5.5): a Redis key per entity and text digest, removed again if the POST fails. */
-static void notify_once(struct run *r, const char *text)
+ * §5.5) by a direct message that names the party: a Redis key per entity and text digest, removed
+ * again if the message fails. 0 when the message went through now or earlier; -1 when it could
+ * not be sent (no recipient, no permission, EspoCRM failed). */
+static int notify_once(struct run *r, const char *text)
 {
     const char *user = r->user ? r->user : r->conf->notify_user_id;
     char key[200], hex[33], err[256];
-    util_md5_hex(text, strlen(text), hex, 32);
-    snprintf(key, sizeof key, "vmh:notified:%s:%s", r->id, hex);
     if (!user) {
         log_warn("notification without a recipient (set ESPOCRM_NOTIFY_USER_ID)",
                  LOG_STR("entity_id", r->id), LOG_STR("text", text));
-        return;
+        metric_inc(r->conf->notifications, "failed");
+        return -1;
     }
+    if (!atomic_load(&r->conf->can_message)) { /* reported once at start, not per party */
+        metric_inc(r->conf->notifications, "not_permitted");
+        return -1;
+    }
+    util_md5_hex(text, strlen(text), hex, 32);
+    snprintf(key, sizeof key, "vmh:notified:%s:%s", r->id, hex);
     redisReply *rep =
         redis_command(r->ctx->redis, err, sizeof err, "SET %s 1 NX EX %lld", key, NOTIFY_DEDUP_S);
     bool fresh = rep && rep->type == REDIS_REPLY_STATUS;
+    bool redis_ok = rep && rep->type != REDIS_REPLY_ERROR;
     if (rep)
         freeReplyObject(rep);
-    if (!fresh)
-        return; /* sent already (or Redis down: better once too few than a flood) */
+    if (!fresh) /* sent already; Redis down: better once too few than a flood */
+        return redis_ok ? 0 : -1;
+    const char *name = r->entity ? jstr(r->entity, "name") : NULL;
+    char *post = NULL;
+    if (asprintf(&post, "Beteiligter %s%s(%s): %s", name ? name : "", name ? " " : "", r->id,
+                 text) < 0)
+        post = NULL;
     long status = 0;
-    if (espo_notify(r->t->espo, user, text, &status, err, sizeof err) != 0 || status >= 300) {
-        log_warn("notification failed", LOG_STR("entity_id", r->id), LOG_INT("status", status));
-        rep = redis_command(r->ctx->redis, err, sizeof err, "DEL %s", key);
-        if (rep)
-            freeReplyObject(rep);
+    int rc = post ? espo_notify(r->t->espo, user, post, &status, err, sizeof err) : -1;
+    free(post);
+    if (rc == 0 && status >= 200 && status < 300) {
+        metric_inc(r->conf->notifications, "sent");
+        return 0;
     }
+    if (status == 403 && strstr(err, "Not permitted")) { /* the permission was taken away */
+        if (atomic_exchange(&r->conf->can_message, false))
+            log_error("EspoCRM: the sync role lost the Message permission; notifications are "
+                      "not sent (set Message permission = all, SPEC §5.5)");
+    } else {
+        log_warn("notification failed", LOG_STR("entity_id", r->id), LOG_INT("status", status),
+                 LOG_STR("error", err));
+    }
+    metric_inc(r->conf->notifications, "failed");
+    rep = redis_command(r->ctx->redis, err, sizeof err, "DEL %s", key);
+    if (rep)
+        freeReplyObject(rep);
+    return -1;
 }
 
 /* The link vmh:link:{id} {betnr,name,assignedUserId[,deleted]} (SPEC §5.3); NULL if none. */
@@ -238,26 +371,35 @@ static void pending_set(struct run *r, bool on)
 
 /* ---- the steps --------------------------------------------------------------------------- */
 
-/* EspoCRM 404: the entity was deleted. Notify once with the betNr, never DELETE in Advoware. */
-static void deletion_path(struct run *r)
+/* EspoCRM 404: the entity was deleted. Notify once with the betNr, never DELETE in Advoware
+ * (SPEC §5.3). The link is marked deleted only once the message went through: a failed one is
+ * tried again (STEP_ESPO_DOWN: the executor's retry with backoff). */
+static enum step deletion_path(struct run *r)
 {
     json_t *link = link_get(r);
     long long betnr = json_integer_value(json_object_get(link, "betnr"));
+    enum step s = STEP_GONE;
     if (link && !json_is_true(json_object_get(link, "deleted")) && betnr > 0) {
         r->user = jstr(link, "assignedUserId");
+        r->entity = json_pack("{s:s?}", "name", jstr(link, "name"));
         char text[256];
         snprintf(text, sizeof text,
                  "Beteiligter wurde in EspoCRM gelöscht. Bitte manuell in Advoware löschen: "
                  "betNr %lld",
                  betnr);
-        notify_once(r, text);
-        r->entity = json_pack("{s:s?}", "name", jstr(link, "name"));
-        link_set(r, betnr, true);
+        if (notify_once(r, text) == 0 || (!r->user && !r->conf->notify_user_id) ||
+            !atomic_load(&r->conf->can_message)) /* nobody could ever be told: done */
+            link_set(r, betnr, true);
+        else {
+            snprintf(r->err, sizeof r->err, "deletion notice for betNr %lld not sent", betnr);
+            s = STEP_ESPO_DOWN;
+        }
         json_decref(r->entity);
         r->entity = NULL;
     }
     json_decref(link);
     log_info("entity deleted in EspoCRM", LOG_STR("entity_id", r->id), LOG_INT("betnr", betnr));
+    return s;
 }
 
 /* Validation before writing to Advoware (SPEC §5.1): fields, then rechtsform in Advoware's
@@ -277,6 +419,21 @@ static enum step validate(struct run *r)
     return STEP_OK;
 }
 
+/* Advoware entries EspoCRM cannot take (SPEC §5.4): not sent, the rest syncs, the party ends
+ * clean with syncErrorMessage naming them, one notification each. */
+static void skipped(struct run *r, const struct ksync *ks)
+{
+    size_t len = strlen(r->skipped);
+    for (size_t i = 0; ksync_skipped(ks, i); i++) {
+        const char *text = ksync_skipped(ks, i);
+        notify_once(r, text);
+        log_info("Advoware entry not taken over", LOG_STR("entity_id", r->id),
+                 LOG_STR("reason", text));
+        int n = snprintf(r->skipped + len, sizeof r->skipped - len, "%s%s", len ? "; " : "", text);
+        len = n > 0 && (size_t)n < sizeof r->skipped - len ? len + (size_t)n : len;
+    }
+}
+
 /* The Kommunikation of the run (SPEC §5.4): its Advoware calls, then its EspoCRM side into the
  * final PUT, its notifications. ks was planned and validated before the run's first write. */
 static enum step kommunikation(struct run *r, struct ksync *ks)
@@ -286,10 +443,12 @@ static enum step kommunikation(struct run *r, struct ksync *ks)
     if (ksync_planned(ks) &&
         ksync_run(ks, r->t->advo, r->betnr, &transient, r->err, sizeof r->err) != 0)
         s = transient ? STEP_TRANSIENT : STEP_PERMANENT;
+    r->komm_planned = ksync_planned(ks);
     ksync_count(ks, r->conf->komm);
     ksync_fill_put(ks, r->put);
     for (size_t i = 0; ksync_note(ks, i); i++)
         notify_once(r, ksync_note(ks, i));
+    skipped(r, ks);
     return s;
 }
 
@@ -301,6 +460,9 @@ static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list, 
                           .advo_list = advo_list,
                           .create = create,
                           .espo_changed = espo_changed,
+                          .phone_types = r->conf->phone_types,
+                          .nphone_types = r->conf->pf.ntypes,
+                          .default_type = r->conf->pf.default_type,
                           .dir = r->scase == CASE_CONFLICT ? KOMM_TO_ADVOWARE : KOMM_BOTH};
     struct ksync *ks = ksync_new(&in);
     if (!ks) {
@@ -386,7 +548,7 @@ static enum step update(struct run *r)
     }
     struct cmp_input in = {
         .modified_by = jstr(r->entity, "modifiedById"),
-        .sync_user_id = r->conf->sync_user_id,
+        .sync_user_id = r->conf->pf.user_id,
         .entity_rowid = jstr(r->entity, "advowareRowId"),
         .advo_rowid = jstr(advo, "rowId"),
     };
@@ -458,8 +620,12 @@ static enum step final_put(struct run *r)
     if (status == 404)
         return STEP_GONE;
     if (status < 200 || status >= 300) {
-        snprintf(r->err, sizeof r->err, "EspoCRM PUT: %ld", status);
-        return status >= 500 || status == 429 ? STEP_ESPO_DOWN : STEP_PERMANENT;
+        if (status >= 500 || status == 429 || status == 401 || status == 403) {
+            snprintf(r->err, sizeof r->err, "EspoCRM PUT: %ld", status);
+            return STEP_ESPO_DOWN;
+        }
+        snprintf(r->err, sizeof r->err, "%ld %s", status, err[0] ? err : "(no reason given)");
+        return STEP_PERMANENT;
     }
     return STEP_OK;
 }
@@ -467,10 +633,16 @@ static enum step final_put(struct run *r)
 /* Adds the status of outcome o to the PUT (and sends its notification). */
 static void add_status(struct run *r, enum outcome o)
 {
+    bool restart = status_retry_restarts(jstr(r->entity, "syncStatus"), r->auto_reset);
     long long retries =
-        r->auto_reset ? 0 : json_integer_value(json_object_get(r->entity, "syncRetryCount"));
+        restart ? 0 : json_integer_value(json_object_get(r->entity, "syncRetryCount"));
     struct status_result res;
-    if (status_for(o, retries, o == OUT_SUCCESS ? NULL : r->err, r->betnr, now_s(), &res) != 0)
+    const char *msg = o != OUT_SUCCESS ? r->err : r->skipped[0] ? r->skipped : NULL;
+    const char *was = jstr(r->entity, "syncStatus");
+    if (o == OUT_SUCCESS && !msg && !r->komm_planned && was && strcmp(was, "clean") == 0)
+        msg = jstr(r->entity, "syncErrorMessage"); /* a clean party's message names skipped
+                                                      entries; unplanned, they still stand */
+    if (status_for(o, retries, msg, r->betnr, now_s(), &res) != 0)
         return;
     json_object_update(r->put, res.attrs);
     json_decref(res.attrs);
@@ -518,6 +690,26 @@ static bool changes_nothing(struct run *r)
     return true;
 }
 
+/* EspoCRM refused the final PUT (400: a value it does not take; SPEC §5.3): the data stays
+ * unwritten, the party gets permanently_failed with EspoCRM's reason in a status-only write, and
+ * one notification. Never silently dirty. */
+static enum step refused_put(struct run *r)
+{
+    char reason[sizeof r->err];
+    snprintf(reason, sizeof reason, "EspoCRM lehnte die Daten ab: %.460s", r->err);
+    log_warn("EspoCRM refused the final PUT", LOG_STR("entity_id", r->id),
+             LOG_STR("error", r->err));
+    snprintf(r->err, sizeof r->err, "%s", reason);
+    json_t *betnr = json_incref(json_object_get(r->put, "betnr")); /* a create's link stays */
+    json_decref(r->put);
+    r->put = json_object();
+    if (betnr)
+        json_object_set_new(r->put, "betnr", betnr);
+    add_status(r, OUT_PERMANENT);
+    enum step w = final_put(r);
+    return w == STEP_OK ? STEP_PERMANENT : w;
+}
+
 /* One GET → PUT round. STEP_CONFLICT: start over. */
 static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
 {
@@ -528,15 +720,15 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     r->entity = NULL;
     r->put = json_object();
     r->err[0] = '\0';
+    r->skipped[0] = '\0';
+    r->komm_planned = false;
     if (espo_get(r->t->espo, r->id, &status, &r->entity, err, sizeof err) != 0 || status >= 500 ||
         status == 429) {
         snprintf(r->err, sizeof r->err, "EspoCRM GET: %s", status ? "5xx" : err);
         return STEP_ESPO_DOWN;
     }
-    if (status == 404) {
-        deletion_path(r);
-        return STEP_GONE;
-    }
+    if (status == 404)
+        return deletion_path(r);
     if (status != 200 || !json_is_object(r->entity)) {
         snprintf(r->err, sizeof r->err, "EspoCRM GET: %ld", status);
         return STEP_ESPO_DOWN;
@@ -547,8 +739,19 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     const char *st = jstr(r->entity, "syncStatus");
     if (st && strcmp(st, "deleted_in_advoware") == 0)
         return STEP_OK; /* nothing to do until a person decides */
-    for (size_t i = 0; i < n; i++)
+    bool scheduled = false;
+    for (size_t i = 0; i < n; i++) {
         r->auto_reset |= strcmp(ev[i].m->reason, "auto_reset") == 0;
+        scheduled |= ev[i].m->source != MSG_SOURCE_WEBHOOK;
+    }
+    long long next_retry = 0;
+    const char *nr = jstr(r->entity, "syncNextRetry");
+    if (nr && st_parse_espo(nr, &next_retry) != 0)
+        next_retry = 0;
+    if (status_backoff_holds(st, next_retry, now_s(), scheduled)) {
+        snprintf(r->err, sizeof r->err, "backoff holds until %s", nr);
+        return STEP_OK; /* an echo, a duplicate or a replay never retries early (SPEC §3.1) */
+    }
 
     enum step s;
     if (r->betnr <= 0) {
@@ -582,18 +785,23 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     default:
         return s;
     }
-    bool espo_pending = r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT;
+    /* A failure before the compare (an Advoware GET answering 503) must not forget that the
+     * party was dirty: the failure's status write replaces that flag. */
+    const char *was = jstr(r->entity, "syncStatus");
+    bool espo_pending = r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT ||
+                        (was && (strcmp(was, "dirty") == 0 || strcmp(was, "pending_sync") == 0));
     if (s == STEP_TRANSIENT && espo_pending)
         pending_set(r, true); /* before the status write that hides the dirty flag */
     if (s != STEP_OK && changes_nothing(r))
         return s; /* the same failure again: already written, and already notified */
     enum step w = final_put(r);
+    if (w == STEP_PERMANENT && s != STEP_PERMANENT)
+        return refused_put(r);
     if (w != STEP_OK)
         return w;
     if (s == STEP_OK) {
         if (link_set(r, r->betnr, false) != 0)
             log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));
-        const char *was = jstr(r->entity, "syncStatus");
         if (was && strcmp(was, "clean") != 0 && !keeps_failure(r))
             pending_set(r, false);
     }
@@ -613,9 +821,13 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         ctx->retry_after_ms = 1000;
         return WK_RETRY;
     }
+    if (!atomic_load(&conf->ready)) { /* the EspoCRM side is not right: take no work */
+        ctx->retry_after_ms = 5000;
+        return WK_RETRY;
+    }
     if (!t->advo)
         t->advo = advo_new(&conf->advo, ctx->redis, &conf->st, r.err, sizeof r.err);
-    if (!t->advo || sync_user(conf, t, r.err, sizeof r.err) != 0)
+    if (!t->advo)
         goto espo_down;
     for (int i = 0; i < SYNC_ATTEMPTS; i++) {
         s = attempt(&r, ev, n);

@@ -11,7 +11,10 @@
 #include "apistat.h"
 #include "cfg.h"
 #include "metrics.h"
+#include "preflight.h"
 #include "runtime.h"
+
+#include <stdatomic.h>
 
 #include <uv.h>
 
@@ -19,16 +22,32 @@ struct sync_conf {
     const char *espo_url, *espo_key;
     struct advo_conf advo;
     const char *notify_user_id; /* ESPOCRM_NOTIFY_USER_ID, may be NULL */
-    char sync_user_id[80];      /* GET App/user, asked by the first run (user_mu) */
-    uv_mutex_t user_mu;
-    bool mark_syncing; /* SYNC_MARK_SYNCING */
+    bool mark_syncing;          /* SYNC_MARK_SYNCING */
     long timeout_ms;
     struct apistat st;
-    struct metric *duration, *errors, *retries, *conflicts, *komm;
+    struct metric *duration, *errors, *retries, *conflicts, *komm, *notifications;
+
+    /* The start-up check of the EspoCRM side (preflight.h), run by its own thread until it
+     * passes. pf is written once, before ready turns true, and only read after that. */
+    struct preflight pf;
+    const char *phone_types[PREFLIGHT_MAX_TYPES]; /* pf.types as the planner takes them */
+    atomic_bool ready;
+    atomic_bool can_message; /* the sync role may send direct messages (SPEC §5.5) */
+    long long recheck_ms;    /* first re-check interval of a failed check (doubles up to 30 s) */
+    uv_mutex_t pf_mu;        /* guards why, stop; with pf_cv */
+    uv_cond_t pf_cv;
+    char why[256]; /* why not ready */
+    bool pf_stop, pf_started;
+    uv_thread_t pf_thread;
 };
 
-/* Fills conf from the configuration and registers the sync metrics. */
+/* Fills conf from the configuration, registers the sync metrics and starts the start-up check
+ * of the EspoCRM side (SPEC §6) on its own thread. */
 void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metrics *reg);
+/* Stops the check's thread. */
+void sync_conf_fini(void *ud);
+/* The runtime's gate: true once the EspoCRM side was checked and found right. */
+bool sync_ready(void *ud, char *why, size_t whylen);
 
 /* The runtime's handler functions; ud is the struct sync_conf. */
 enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,

@@ -172,8 +172,13 @@ static void test_rechtsformen_cached(void **state)
     assert_int_equal(advo_rechtsform_allowed(a, "GmbH", err, sizeof err), 1);
     assert_int_equal(advo_rechtsform_allowed(a, "Verein", err, sizeof err), 0);
     assert_int_equal(advo_rechtsform_allowed(a, "", err, sizeof err), 1);
+    /* once per process, not per client: another executor thread's client asks no one */
+    struct advo *b = client(f, f->rc2);
+    assert_int_equal(advo_rechtsform_allowed(b, "AG", err, sizeof err), 1);
     assert_int_equal(th_sim_calls(&f->sim, "GET", "/api/v1/advonet/Rechtsformen", 0), 1);
+    advo_free(b);
     advo_free(a);
+    advo_rechtsformen_forget();
 }
 
 static void test_one_token_for_two_clients(void **state)

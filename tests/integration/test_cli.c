@@ -71,6 +71,7 @@ static void test_bad_configuration_exits_2(void **state)
         {"vmh-worker", "LOCK_TTL_MS=soon", "LOCK_TTL_MS"},
         {"vmh-worker", "LOG_LEVEL=loud", "LOG_LEVEL"},
         {"vmh-worker", "ESPOCRM_API_KEY_FILE=/nonexistent/key", "ESPOCRM_API_KEY"},
+        {"vmh-worker", "PHONE_DEFAULT_COUNTRY=XX", "PHONE_DEFAULT_COUNTRY"},
         {"vmh-producer", "REDIS_URL", "REDIS_URL"},
         {"vmh-producer", "WEBHOOK_LISTEN=nowhere", "WEBHOOK_LISTEN"},
         {"vmh-producer", "WEBHOOK_ALLOW_UNSIGNED", "WEBHOOK_SECRETS"},

@@ -79,6 +79,8 @@ static void usage(FILE *out, const char *prog, const char *summary, const struct
             snprintf(def, sizeof def, "%d", *(int *)extra[i].target);
         else if (extra[i].type == SIM_OPT_DOUBLE)
             snprintf(def, sizeof def, "%g", *(double *)extra[i].target);
+        else if (extra[i].type == SIM_OPT_MULTI)
+            snprintf(def, sizeof def, "none; repeatable");
         else
             snprintf(def, sizeof def, "%s", *(const char **)extra[i].target);
         fprintf(out, "  --%-16s %s (default %s)\n", extra[i].name, extra[i].help, def);
@@ -106,6 +108,14 @@ static int parse_double(const char *s, double *out)
     if (errno || end == s || *end || v < 0)
         return -1;
     *out = v;
+    return 0;
+}
+
+static int multi_add(struct sim_multi *m, const char *value)
+{
+    if (m->n >= SIM_MULTI_MAX || !*value)
+        return -1;
+    m->v[m->n++] = value;
     return 0;
 }
 
@@ -159,6 +169,8 @@ void sim_parse_args(int argc, char **argv, const char *prog, const char *summary
                     rc = parse_int(optarg, o->target);
                 else if (o->type == SIM_OPT_DOUBLE)
                     rc = parse_double(optarg, o->target);
+                else if (o->type == SIM_OPT_MULTI)
+                    rc = multi_add(o->target, optarg);
                 else
                     *(const char **)o->target = optarg;
                 break;

@@ -15,10 +15,18 @@
 
 #include "httpd.h"
 
-enum sim_opt_type { SIM_OPT_INT, SIM_OPT_STR, SIM_OPT_DOUBLE };
+enum sim_opt_type { SIM_OPT_INT, SIM_OPT_STR, SIM_OPT_DOUBLE, SIM_OPT_MULTI };
 
-/* A simulator-specific option: --name VALUE stored into *target (int, const char * or double;
- * the default is whatever *target holds before parsing). */
+/* The values of a repeatable option (SIM_OPT_MULTI), in command-line order; the strings are
+ * argv's. More than SIM_MULTI_MAX values is a usage error. */
+#define SIM_MULTI_MAX 32
+struct sim_multi {
+    size_t n;
+    const char *v[SIM_MULTI_MAX];
+};
+
+/* A simulator-specific option: --name VALUE stored into *target (int, const char *, double, or
+ * appended to a struct sim_multi; the default is whatever *target holds before parsing). */
 struct sim_opt {
     const char *name; /* without the leading dashes */
     enum sim_opt_type type;

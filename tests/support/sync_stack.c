@@ -77,6 +77,7 @@ int ss_setup(void **state)
         th_sim_start(&ss.advo, "advoware-sim", advo_args) != 0)
         return -1;
     int web = th_free_port(), ops = th_free_port();
+    ss.producer_metrics_port = ops;
     char secrets[512];
     if (register_webhooks(web, secrets, sizeof secrets) != 0)
         return -1;
@@ -196,7 +197,36 @@ void ss_sync_check(const char *id, const char *reason)
     char *v = msg_encode(id, MSG_EVENT_SYNC_CHECK, MSG_SOURCE_CRON, reason, 1767225600000LL);
     assert_int_equal(th_kprod_send(ss.kp, "vmh.beteiligte.sync_check", -1, id, v, strlen(v)), 0);
     assert_int_equal(th_kprod_flush(ss.kp, 10000), 0);
+    ss.sent++;
     free(v);
+}
+
+void ss_quiesce(void)
+{
+    long long end = th_now_ms() + 30000;
+    double produced = 0, done = 0;
+    json_int_t queued = 0;
+    while (th_now_ms() < end) {
+        /* In this order. A job run requested now starts after the one in flight (one delivery
+         * thread) and answers once its POSTs were answered: the queue counters alone miss a
+         * POST in flight. A webhook is answered (and counted as produced) only once Kafka holds
+         * it, and a message is produced before a worker can complete it. */
+        json_decref(ss_call(&ss.espo, "POST", "/_sim/webhooks/run", NULL));
+        json_t *w = ss_call(&ss.espo, "GET", "/_sim/webhooks", NULL);
+        queued = json_integer_value(json_object_get(w, "pendingEvents")) +
+                 json_integer_value(json_object_get(w, "queueItems"));
+        json_decref(w);
+        produced = th_metric(ss.producer_metrics_port, "vmh_messages_produced_total", NULL);
+        done = th_metric(ss.w[0].metrics_port, "vmh_messages_done_total", NULL) +
+               th_metric(ss.w[1].metrics_port, "vmh_messages_done_total", NULL);
+        if (queued == 0 && done >= produced + (double)ss.sent) {
+            ss_settle();
+            return;
+        }
+        th_sleep_ms(20);
+    }
+    fail_msg("not quiet: %lld webhooks queued, %.0f of %.0f messages done", (long long)queued, done,
+             produced + (double)ss.sent);
 }
 
 /* Calls of a route without those answered 401: an expired token's call and its repeat are one
@@ -210,7 +240,7 @@ void ss_snapshot(struct ss_calls *c)
 {
     c->e_get = ss_calls_of(&ss.espo, "GET", E_ONE);
     c->e_put = ss_calls_of(&ss.espo, "PUT", E_ONE);
-    c->notif = ss_calls_of(&ss.espo, "POST", "/api/v1/Notification");
+    c->notif = ss_calls_of(&ss.espo, "POST", "/api/v1/Note");
     c->a_get = ss_calls_of(&ss.advo, "GET", A_ONE);
     c->a_put = ss_calls_of(&ss.advo, "PUT", A_ONE);
     c->a_post = ss_calls_of(&ss.advo, "POST", A_ALL);

@@ -26,6 +26,8 @@ struct sync_stack {
     struct th_proc producer;
     struct th_worker w[2];
     struct th_kprod *kp;
+    int producer_metrics_port; /* vmh-producer's METRICS_LISTEN port */
+    long sent;                 /* messages ss_sync_check sent */
 };
 extern struct sync_stack ss;
 
@@ -72,6 +74,12 @@ long ss_total_calls(const struct th_sim *s);
 void ss_settle(void);
 /* Notifications whose message contains text. */
 long ss_notifications_with(const char *text);
+/* Waits until espocrm-sim delivered every queued webhook (a job run on request, then empty
+ * queues) and the workers completed every message vmh-producer produced and every one
+ * ss_sync_check sent (messages sent on ss.kp otherwise are not counted), then ss_settle: the
+ * explicit signal that late runs are over, e.g. the no_change run of an own-write echo that got
+ * through (SPEC §3.1). */
+void ss_quiesce(void);
 /* Injects count answers of status on method+route. */
 void ss_fault(const struct th_sim *s, const char *method, const char *route, int status, int count);
 

@@ -26,11 +26,21 @@ static void test_query_strings(void **state)
          "id,syncStatus", "modifiedAt", "asc", 100, 0,
          "offset=0&maxSize=100&orderBy=modifiedAt&order=asc&select=id%2CsyncStatus"
          "&where[0][type]=equals&where[0][attribute]=syncStatus&where[0][value]=dirty"},
-        {"[{\"type\":\"lessThanOrEqual\",\"attribute\":\"syncNextRetry\","
+        {"[{\"type\":\"lessThanOrEquals\",\"attribute\":\"syncNextRetry\","
          "\"value\":\"2026-02-08 10:30:00\"}]",
          NULL, NULL, NULL, 0, 40,
-         "offset=40&where[0][type]=lessThanOrEqual&where[0][attribute]=syncNextRetry"
+         "offset=40&where[0][type]=lessThanOrEquals&where[0][attribute]=syncNextRetry"
          "&where[0][value]=2026-02-08%2010%3A30%3A00"},
+        /* 05_list.json step 14 (the retry scan's conditions, answered 200), as the cron's
+         * second page of 200 (maxSize 200 is EspoCRM's limit; 201 is a 403) */
+        {"[{\"type\":\"equals\",\"attribute\":\"syncStatus\",\"value\":\"failed\"},"
+         "{\"type\":\"lessThanOrEquals\",\"attribute\":\"syncNextRetry\","
+         "\"value\":\"2026-12-01 20:17:02\"}]",
+         "id,syncStatus,syncNextRetry", NULL, NULL, 200, 200,
+         "offset=200&maxSize=200&select=id%2CsyncStatus%2CsyncNextRetry"
+         "&where[0][type]=equals&where[0][attribute]=syncStatus&where[0][value]=failed"
+         "&where[1][type]=lessThanOrEquals&where[1][attribute]=syncNextRetry"
+         "&where[1][value]=2026-12-01%2020%3A17%3A02"},
         {"[{\"type\":\"or\",\"value\":[{\"type\":\"isNull\",\"attribute\":\"advowareLastSync\"},"
          "{\"type\":\"lessThan\",\"attribute\":\"advowareLastSync\",\"value\":\"x&y=z\"}]}]",
          NULL, NULL, NULL, 0, 0,

@@ -62,7 +62,8 @@ static void test_table(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct scase *c = &cases[i];
         struct status_result r;
-        assert_int_equal(status_for(c->o, c->retry_count, "503", 1001, NOW, &r), 0);
+        const char *msg = c->o == OUT_SUCCESS ? NULL : "503";
+        assert_int_equal(status_for(c->o, c->retry_count, msg, 1001, NOW, &r), 0);
         json_t *want = json_loads(c->want, 0, NULL);
         assert_non_null(want);
         if (!json_equal(r.attrs, want)) {
@@ -77,6 +78,20 @@ static void test_table(void **state)
     }
 }
 
+/* A success that left Advoware entries behind (SPEC §5.4) is clean and says which. */
+static void test_success_with_skips(void **state)
+{
+    (void)state;
+    struct status_result r;
+    const char *text = "Telefonnummer '0511/ab' aus Advoware wurde nicht übernommen";
+    assert_int_equal(status_for(OUT_SUCCESS, 2, text, 1001, NOW, &r), 0);
+    assert_string_equal(json_string_value(json_object_get(r.attrs, "syncStatus")), "clean");
+    assert_string_equal(json_string_value(json_object_get(r.attrs, "syncErrorMessage")), text);
+    assert_int_equal(json_integer_value(json_object_get(r.attrs, "syncRetryCount")), 0);
+    assert_false(r.notify);
+    json_decref(r.attrs);
+}
+
 static void test_backoff(void **state)
 {
     (void)state;
@@ -85,11 +100,52 @@ static void test_backoff(void **state)
         assert_int_equal(status_backoff_s(n), want[n]);
 }
 
+/* SPEC §3.1 "Backoff holds": only a failed party whose retry lies ahead waits, and only for
+ * runs nobody scheduled (webhook echoes, duplicates, replays). */
+static void test_backoff_holds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *status;
+        long long next_retry;
+        bool scheduled, holds;
+    } rows[] = {
+        {"failed", NOW + 60, false, true}, /* an echo of the failure's status write */
+        {"failed", NOW + 60, true, false}, /* the retry scan or vmhctl resync */
+        {"failed", NOW, false, false},     /* due */
+        {"failed", NOW - 1, false, false}, /* overdue */
+        {"failed", 0, false, false},       /* no next retry recorded */
+        {"dirty", NOW + 60, false, false}, /* a person edited it since */
+        {"clean", NOW + 60, false, false}, /* a stale syncNextRetry means nothing */
+        {"permanently_failed", NOW + 60, false, false},
+        {NULL, NOW + 60, false, false},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (status_backoff_holds(rows[i].status, rows[i].next_retry, NOW, rows[i].scheduled) !=
+            rows[i].holds)
+            fail_msg("row %zu", i);
+    }
+}
+
+static void test_retry_restarts(void **state)
+{
+    (void)state;
+    assert_true(status_retry_restarts("dirty", false));
+    assert_true(status_retry_restarts("permanently_failed", true));
+    assert_true(status_retry_restarts("failed", true));
+    assert_false(status_retry_restarts("failed", false));
+    assert_false(status_retry_restarts("pending_sync", false));
+    assert_false(status_retry_restarts(NULL, false));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_success_with_skips),
+        cmocka_unit_test(test_backoff_holds),
+        cmocka_unit_test(test_retry_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,296 @@
+/* test_sync_espocrm.c: the sync against what a real EspoCRM 9.1.5 does (SPEC v2 §3.1, §5.3,
+ * §5.4, §5.5), end to end on the full stack (tests/support/sync_stack): phone numbers Advoware
+ * users type nationally arrive in E.164 and cause no ping-pong; an entry EspoCRM cannot take is
+ * skipped and reported once while the rest syncs; the backoff of a failed party holds against
+ * webhook runs; a deletion notice that fails is sent again before the link is marked; a final
+ * PUT EspoCRM refuses (400) leaves a status a person can read. */
+#include "msg.h"
+#include "sync_stack.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An Advoware user adds a Kommunikation entry. */
+static void advo_add(long long betnr, const char *tlf, int kz)
+{
+    char path[128], body[256];
+    snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld/Kommunikationen", betnr);
+    snprintf(body, sizeof body, "{\"tlf\":\"%s\",\"kommKz\":%d}", tlf, kz);
+    json_decref(ss_call(&ss.advo, "POST", path, body));
+}
+
+/* The party's EspoCRM phone entry of value; NULL if none. Borrowed from e. */
+static json_t *espo_phone(json_t *e, const char *value)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(e, "phoneNumberData"), i, p)
+    {
+        if (strcmp(ss_str(p, "phoneNumber"), value) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* A message for id as a webhook would cause it. */
+static void webhook_message(const char *id)
+{
+    char *v = msg_encode(id, MSG_EVENT_UPDATE, MSG_SOURCE_WEBHOOK, NULL, 1767225600000LL);
+    assert_int_equal(th_kprod_send(ss.kp, "vmh.beteiligte.update", -1, id, v, strlen(v)), 0);
+    assert_int_equal(th_kprod_flush(ss.kp, 10000), 0);
+    free(v);
+}
+
+/* Messages both workers completed: the signal that a run which writes nothing happened. */
+static double messages_done(void)
+{
+    return th_metric(ss.w[0].metrics_port, "vmh_messages_done_total", NULL) +
+           th_metric(ss.w[1].metrics_port, "vmh_messages_done_total", NULL);
+}
+
+/* Sends one message (a cron sync_check, or a webhook's update) and waits until a worker
+ * completed it. */
+static void run_once(const char *id, bool webhook)
+{
+    double before = messages_done();
+    if (webhook)
+        webhook_message(id);
+    else
+        ss_sync_check(id, "failed");
+    bool ok;
+    TH_WAIT(ok, messages_done() >= before + 1, 30000);
+    assert_true(ok);
+}
+
+/* No write on either side since before; reads are allowed (an echo of the pull that carries the
+ * phone list may cost one more no_change run, SPEC §3.1). */
+static void expect_no_writes(const struct ss_calls *before)
+{
+    ss_settle();
+    struct ss_calls now;
+    ss_snapshot(&now);
+    if (now.e_put != before->e_put || now.a_put != before->a_put || now.a_post != before->a_post ||
+        now.k_post != before->k_post || now.k_put != before->k_put || now.notif != before->notif)
+        fail_msg("writes: espo PUT %ld, advo PUT %ld POST %ld, komm POST %ld PUT %ld, notes %ld",
+                 now.e_put - before->e_put, now.a_put - before->a_put, now.a_post - before->a_post,
+                 now.k_post - before->k_post, now.k_put - before->k_put, now.notif - before->notif);
+    assert_true(now.e_get > before->e_get);
+}
+
+static long long version_of(const char *id)
+{
+    json_t *e = ss_espo_state(id);
+    long long v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    return v;
+}
+
+/* SPEC §5.4: 0511/12345 typed in Advoware arrives in EspoCRM as +4951112345 (EspoCRM rejects
+ * national numbers with a 400, recorded 02), and the next run writes nothing on either side. */
+static void test_national_number_arrives_in_e164_without_ping_pong(void **state)
+{
+    (void)state;
+    char id[64];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Telefon National GmbH\"}", id, sizeof id, &betnr, &v);
+    advo_add(betnr, "0511/12345", 1);
+    advo_add(betnr, "(0511) 998877", 3);
+    ss_sync_check(id, "stale_clean");
+    json_t *e = ss_wait_status(id, "clean", v);
+    json_t *office = espo_phone(e, "+4951112345"), *mobile = espo_phone(e, "+49511998877");
+    assert_non_null(office);
+    assert_non_null(mobile);
+    assert_string_equal(ss_str(office, "type"), "Office");
+    v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+
+    struct ss_calls before;
+    ss_snapshot(&before);
+    run_once(id, false);
+    expect_no_writes(&before);
+    assert_int_equal(version_of(id), v); /* nothing written in EspoCRM */
+}
+
+/* SPEC §5.4: an entry EspoCRM cannot take is not sent, the rest syncs, the party is clean with
+ * syncErrorMessage naming it, one notification; no loop. */
+static void test_entry_espocrm_rejects_is_skipped_and_told_once(void **state)
+{
+    (void)state;
+    char id[64];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Telefon Kaputt GmbH\"}", id, sizeof id, &betnr, &v);
+    advo_add(betnr, "0511/ab", 1);
+    advo_add(betnr, "0511 4455", 1);
+    ss_sync_check(id, "stale_clean");
+    json_t *e = ss_wait_status(id, "clean", v);
+    assert_non_null(espo_phone(e, "+495114455"));
+    assert_int_equal(json_array_size(json_object_get(e, "phoneNumberData")), 1);
+    assert_non_null(strstr(ss_str(e, "syncErrorMessage"), "0511/ab"));
+    v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    bool ok;
+    TH_WAIT(ok, ss_notifications_with("0511/ab") == 1, 10000);
+    assert_true(ok);
+
+    struct ss_calls before;
+    ss_snapshot(&before);
+    run_once(id, false);
+    expect_no_writes(&before);
+    assert_int_equal(version_of(id), v);
+    assert_int_equal(ss_notifications_with("0511/ab"), 1);
+    /* The entry stays in Advoware as the user typed it. */
+    json_t *a = ss_advo_state(betnr), *k;
+    size_t i;
+    bool kept = false;
+    json_array_foreach(json_object_get(a, "kommunikation"), i, k)
+    {
+        kept |= strcmp(ss_str(k, "tlf"), "0511/ab") == 0;
+    }
+    json_decref(a);
+    assert_true(kept);
+    /* The cron's daily check writes advowareLastSync: the entry still is not in EspoCRM, and the
+     * message keeps saying so. */
+    ss_sync_check(id, "stale_clean");
+    e = ss_wait_status(id, "clean", v);
+    assert_non_null(strstr(ss_str(e, "syncErrorMessage"), "0511/ab"));
+    json_decref(e);
+}
+
+/* SPEC §3.1 "Backoff holds": a webhook run (an echo, a duplicate) never retries a failed party
+ * early; the retry scan does. */
+static void test_backoff_holds_against_webhook_runs(void **state)
+{
+    (void)state;
+    char id[64];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Backoff GmbH\"}", id, sizeof id, &betnr, &v);
+    ss_fault(&ss.advo, "GET", A_ONE, 503, 1);
+    ss_ui_update(id, "{\"vorname\":\"Erika\"}");
+    json_t *e = ss_wait_status(id, "failed", v);
+    assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), 1);
+    v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+
+    struct ss_calls before;
+    ss_snapshot(&before);
+    run_once(id, true);
+    ss_expect_calls(&before, (struct ss_calls){.e_get = 1});
+    assert_int_equal(version_of(id), v);
+
+    ss_sync_check(id, "failed"); /* the retry scan */
+    e = ss_wait_status(id, "clean", v);
+    json_decref(e);
+    json_t *a = ss_advo_state(betnr);
+    assert_string_equal(ss_str(a, "vorname"), "Erika");
+    json_decref(a);
+}
+
+/* SPEC §5.6: a person's edit after failures starts the retry count over. */
+static void test_edit_after_failure_restarts_retry_count(void **state)
+{
+    (void)state;
+    char id[64];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Neuanfang GmbH\"}", id, sizeof id, &betnr, &v);
+    ss_fault(&ss.advo, "GET", A_ONE, 503, 1);
+    ss_ui_update(id, "{\"vorname\":\"Erste\"}");
+    json_t *e = ss_wait_status(id, "failed", v);
+    v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    ss_fault(&ss.advo, "GET", A_ONE, 503, 1);
+    ss_ui_update(id, "{\"vorname\":\"Zweite\"}"); /* dirty: not held, count starts over */
+    e = ss_wait_status(id, "failed", v);
+    assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), 1);
+    v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    ss_sync_check(id, "failed");
+    json_decref(ss_wait_status(id, "clean", v));
+}
+
+/* SPEC §5.3: a status-only write that meets a person's edit (409) is written again on the
+ * fresh version; the party ends with a status a person can read, and the edit is kept. */
+static void test_status_write_409_is_written_again(void **state)
+{
+    (void)state;
+    char id[64];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Status Konflikt GmbH\"}", id, sizeof id, &betnr, &v);
+    ss_fault(&ss.advo, "GET", A_ONE, 503, 2);
+    ss_fault(&ss.espo, "PUT", E_ONE, 409, 1);
+    ss_ui_update(id, "{\"vorname\":\"Konflikt\"}");
+    json_t *e = ss_wait_status(id, "failed", v);
+    assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), 1);
+    assert_string_equal(ss_str(e, "vorname"), "Konflikt");
+    v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    assert_true(th_sim_calls(&ss.espo, "PUT", E_ONE, 409) >= 1);
+    ss_sync_check(id, "failed");
+    json_decref(ss_wait_status(id, "clean", v));
+    json_t *a = ss_advo_state(betnr);
+    assert_string_equal(ss_str(a, "vorname"), "Konflikt");
+    json_decref(a);
+}
+
+/* SPEC §5.3: the deletion notice marks the link deleted only once it went through. */
+static void test_deletion_notice_is_sent_again_when_it_failed(void **state)
+{
+    (void)state;
+    char id[64], path[128], text[64];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Geloescht GmbH\"}", id, sizeof id, &betnr, &v);
+    ss_fault(&ss.espo, "POST", "/api/v1/Note", 503, 1);
+    snprintf(path, sizeof path, "/_sim/ui/CBeteiligte/%s", id);
+    json_decref(ss_call(&ss.espo, "DELETE", path, NULL));
+    snprintf(text, sizeof text, "betNr %lld", betnr);
+    bool ok;
+    TH_WAIT(ok, ss_notifications_with(text) == 1, 30000);
+    assert_true(ok);
+    assert_true(th_sim_calls(&ss.espo, "POST", "/api/v1/Note", 503) >= 1);
+    ss_sync_check(id, "stale_clean"); /* a replay: the link is marked, nothing more is sent */
+    ss_settle();
+    assert_int_equal(ss_notifications_with(text), 1);
+}
+
+/* SPEC §5.3: EspoCRM refusing the final PUT (here: an Advoware user typed a name EspoCRM's
+ * noBadCharacters pattern rejects, recorded 03) ends in permanently_failed with EspoCRM's
+ * reason, and one notification; never silently dirty. */
+static void test_refused_final_put_leaves_a_readable_status(void **state)
+{
+    (void)state;
+    char id[64], path[128];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Muster Name GmbH\"}", id, sizeof id, &betnr, &v);
+    snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld", betnr);
+    json_decref(ss_call(&ss.advo, "PUT", path, "{\"name\":\"Muster <Name> GmbH\"}"));
+    ss_sync_check(id, "stale_clean");
+    json_t *e = ss_wait_status(id, "permanently_failed", v);
+    const char *msg = ss_str(e, "syncErrorMessage");
+    if (!strstr(msg, "EspoCRM lehnte die Daten ab") || !strstr(msg, "name"))
+        fail_msg("syncErrorMessage: %s", msg);
+    assert_string_equal(ss_str(e, "name"), "Muster Name GmbH");
+    json_decref(e);
+    bool ok;
+    TH_WAIT(ok, ss_notifications_with("EspoCRM lehnte die Daten ab") == 1, 10000);
+    assert_true(ok);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_national_number_arrives_in_e164_without_ping_pong),
+        cmocka_unit_test(test_entry_espocrm_rejects_is_skipped_and_told_once),
+        cmocka_unit_test(test_backoff_holds_against_webhook_runs),
+        cmocka_unit_test(test_edit_after_failure_restarts_retry_count),
+        cmocka_unit_test(test_status_write_409_is_written_again),
+        cmocka_unit_test(test_deletion_notice_is_sent_again_when_it_failed),
+        cmocka_unit_test(test_refused_final_put_leaves_a_readable_status),
+    };
+    return cmocka_run_group_tests(tests, ss_setup, ss_teardown);
+}
