@@ -1,0 +1,90 @@
+/* merge.h: the three-way merge of the Stammdaten (SPEC §5.2), pure functions: per field, what
+ * EspoCRM holds now (E), what Advoware holds now (A, in EspoCRM's form) and what both agreed on
+ * after the last successful run (B, the baseline) decide whether the field is in sync, pushed to
+ * Advoware, pulled into EspoCRM, or a conflict EspoCRM wins. Without a baseline the fallback rule
+ * of §5.2 decides once, from whether each side changed as a whole. Also the baseline's JSON codec
+ * (advowareSyncBaseline) and the conflict notification text.
+ *
+ * Nothing here depends on a clock or on how long a write took: values decide. */
+#ifndef VMH_MERGE_H
+#define VMH_MERGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mapper.h"
+
+enum merge_action { MERGE_IN_SYNC, MERGE_PUSH, MERGE_PULL, MERGE_CONFLICT };
+
+/* Cases for metrics and logs (SPEC §5.2). */
+enum merge_case {
+    MCASE_NO_CHANGE,
+    MCASE_ESPOCRM_NEWER,
+    MCASE_ADVOWARE_NEWER,
+    MCASE_MERGED,
+    MCASE_CONFLICT
+};
+
+struct merge_field {
+    const char *name; /* EspoCRM attribute (map_fields[i].espo) */
+    enum merge_action action;
+    char *espo, *advo; /* the values compared (EspoCRM form; NULL = empty), malloc'd */
+    char *base;        /* the baseline's value; NULL = empty or no baseline */
+};
+
+struct merge_result {
+    struct merge_field f[MAP_NFIELDS];
+    enum merge_case mcase;
+    size_t npush, npull, nconflict;
+    bool had_baseline;
+};
+
+/* How each side changed as a whole, for the fallback without a baseline (SPEC §5.2): Advoware
+ * changed if its rowId differs from advowareRowId (or geaendertAm is newer when a rowId is
+ * missing), EspoCRM changed if the party is dirty or pending_sync. */
+struct merge_fallback {
+    bool espo_changed, advo_changed;
+};
+
+/* Decides every field. entity: the EspoCRM GET; advo: the Advoware record; base_fields: the
+ * baseline's "fields" object, or NULL when there is none (then fb decides). 0, or -1 when out of
+ * memory (out is then freed). Free with merge_result_free(). */
+int merge_fields(const json_t *entity, const json_t *advo, const json_t *base_fields,
+                 const struct merge_fallback *fb, struct merge_result *out);
+void merge_result_free(struct merge_result *r);
+
+/* "no_change", "espocrm_newer", "advoware_newer", "merged", "conflict". */
+const char *merge_case_name(enum merge_case c);
+const char *merge_action_name(enum merge_action a); /* "in sync", "push", "pull", "conflict" */
+
+/* The EspoCRM attributes the run pulls (MERGE_PULL fields with Advoware's value; JSON null
+ * clears, except name). New reference; NULL on out of memory. */
+json_t *merge_pull_attrs(const struct merge_result *r);
+
+/* Whether Advoware needs a PUT (a push or a conflict), and its body: all 8 fields of the merged
+ * state (EspoCRM's values, with the pulled fields at Advoware's value), as map_to_advo() sends
+ * them. New reference; NULL on out of memory or a bad date (validate first). */
+bool merge_needs_push(const struct merge_result *r);
+json_t *merge_advo_body(const struct merge_result *r);
+
+/* The fields both systems agree on after the run (the merged state, EspoCRM's form): the
+ * baseline's "fields". New reference. */
+json_t *merge_agreed_fields(const struct merge_result *r);
+
+/* The conflict notification (SPEC §5.2): "Konflikt gelöst: EspoCRM-Daten wurden übernommen
+ * (vorname: Advoware hatte 'Max'; titel: Advoware hatte '')". buf is "" when no conflict. */
+void merge_conflict_text(const struct merge_result *r, char *buf, size_t len);
+
+/* ---- the baseline: advowareSyncBaseline (SPEC §5.2, §6) ---------------------------------- */
+
+/* Parses the stored text. The object (new reference) when it is a baseline of version 1 with a
+ * "fields" object; NULL when missing, unreadable or of another version (the fallback decides). */
+json_t *merge_baseline_parse(const char *text);
+
+/* The text to store: {"v":1,"fields":fields,"komm":komm (or []),"rowId":rowid,
+ * "kommHash":komm_hash}. malloc'd (compact, keys sorted); NULL on out of memory. */
+char *merge_baseline_format(const json_t *fields, const json_t *komm, const char *rowid,
+                            const char *komm_hash);
+
+#endif
