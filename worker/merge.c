@@ -131,6 +131,19 @@ bool merge_needs_push(const struct merge_result *r)
     return r->npush + r->nconflict > 0;
 }
 
+json_t *merge_fields_of(const json_t *entity)
+{
+    json_t *out = json_object();
+    for (size_t i = 0; out && i < MAP_NFIELDS; i++) {
+        const char *v = text(entity, map_fields[i].espo);
+        if (json_object_set_new(out, map_fields[i].espo, v ? json_string(v) : json_null()) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 json_t *merge_agreed_fields(const struct merge_result *r)
 {
     json_t *out = json_object();

@@ -68,6 +68,10 @@ json_t *merge_pull_attrs(const struct merge_result *r);
 bool merge_needs_push(const struct merge_result *r);
 json_t *merge_advo_body(const struct merge_result *r);
 
+/* The 8 fields of an EspoCRM entity in EspoCRM's form (empty = null): what a create posted, the
+ * baseline of a new party. New reference. */
+json_t *merge_fields_of(const json_t *entity);
+
 /* The fields both systems agree on after the run (the merged state, EspoCRM's form): the
  * baseline's "fields". New reference. */
 json_t *merge_agreed_fields(const struct merge_result *r);

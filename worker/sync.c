@@ -12,6 +12,7 @@
 #include "kommsync.h"
 #include "log.h"
 #include "mapper.h"
+#include "merge.h"
 #include "phone.h"
 #include "status.h"
 #include "synctime.h"
@@ -43,7 +44,8 @@ struct run {
     long long version; /* its versionNumber */
     json_t *put;       /* the final PUT's attributes */
     const char *user;  /* who gets notifications */
-    enum sync_case scase;
+    enum merge_case scase;
+    json_t *agreed;  /* the 8 fields both systems hold after a successful run (the baseline's) */
     bool auto_reset; /* a cron auto_reset: the retry count starts over */
     long long betnr;
     char err[512];
@@ -463,7 +465,7 @@ static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list, 
                           .phone_types = r->conf->phone_types,
                           .nphone_types = r->conf->pf.ntypes,
                           .default_type = r->conf->pf.default_type,
-                          .dir = r->scase == CASE_CONFLICT ? KOMM_TO_ADVOWARE : KOMM_BOTH};
+                          .dir = r->scase == MCASE_CONFLICT ? KOMM_TO_ADVOWARE : KOMM_BOTH};
     struct ksync *ks = ksync_new(&in);
     if (!ks) {
         snprintf(r->err, sizeof r->err, "Kommunikation: out of memory");
@@ -482,7 +484,7 @@ static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list, 
 /* No betnr: POST to Advoware, write the link at once, put betnr and rowId. */
 static enum step create(struct run *r)
 {
-    r->scase = CASE_ESPOCRM_NEWER;
+    r->scase = MCASE_ESPOCRM_NEWER;
     enum step s = validate(r);
     if (s != STEP_OK)
         return s;
@@ -529,6 +531,7 @@ static enum step create(struct run *r)
     json_decref(out);
     json_decref(again);
     log_info("created in Advoware", LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
+    r->agreed = merge_fields_of(r->entity); /* B is what was posted (SPEC §5.2) */
     s = kommunikation(r, ks);
     ksync_free(ks);
     return s;
@@ -562,20 +565,33 @@ static enum step update(struct run *r)
     if (ma)
         st_parse_espo(ma, &in.modified_at);
     in.has_geaendert = ga && st_parse_advo(ga, &in.geaendert_am) == 0;
-    r->scase = cmp_decide(&in);
+    /* SPEC §5.2: values decide, field by field, against what both systems agreed on after the
+     * last successful run; without a baseline the fallback decides once. */
+    json_t *baseline = merge_baseline_parse(jstr(r->entity, "advowareSyncBaseline"));
+    struct merge_fallback fb = {.espo_changed = in.dirty, .advo_changed = cmp_advo_changed(&in)};
+    struct merge_result m;
+    int mrc = merge_fields(r->entity, advo, json_object_get(baseline, "fields"), &fb, &m);
+    json_decref(baseline);
+    if (mrc != 0) {
+        snprintf(r->err, sizeof r->err, "merge: out of memory");
+        json_decref(advo);
+        return STEP_TRANSIENT;
+    }
+    r->scase = m.mcase;
     const char *rowid = in.advo_rowid;
     json_t *out = NULL;
-    bool push = r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT;
+    bool push = merge_needs_push(&m);
     /* Everything is validated before the first write (SPEC §5.1). */
     enum step s = push ? validate(r) : STEP_OK;
     struct ksync *ks = NULL;
     if (s == STEP_OK)
         ks = plan_kommunikation(r, json_object_get(advo, "kommunikation"), false,
                                 cmp_espo_changed(&in), &s);
-    if (s == STEP_OK && push && !map_equal(r->entity, advo)) {
-        json_t *body = map_to_advo(r->entity);
-        int rc =
-            advo_put_beteiligte(r->t->advo, r->betnr, body, &status, &out, r->err, sizeof r->err);
+    if (s == STEP_OK && push) { /* the merged state: EspoCRM's edits, Advoware's pulled fields */
+        json_t *body = merge_advo_body(&m);
+        int rc = body ? advo_put_beteiligte(r->t->advo, r->betnr, body, &status, &out, r->err,
+                                            sizeof r->err)
+                      : -1;
         json_decref(body);
         if (rc != 0) {
             s = STEP_TRANSIENT;
@@ -585,17 +601,23 @@ static enum step update(struct run *r)
         } else {
             rowid = jstr(out, "rowId"); /* the PUT's answer: no GET after PUT */
         }
-    } else if (s == STEP_OK && r->scase == CASE_ADVOWARE_NEWER) {
-        json_t *fields = map_to_espo(advo);
+    }
+    if (s == STEP_OK && m.npull) {
+        json_t *fields = merge_pull_attrs(&m);
         json_object_update(r->put, fields);
         json_decref(fields);
     }
     if (s == STEP_OK && rowid)
         json_object_set_new(r->put, "advowareRowId", json_string(rowid));
-    if (s == STEP_OK && r->scase == CASE_CONFLICT) { /* the Stammdaten are EspoCRM's now */
+    if (s == STEP_OK && m.nconflict) { /* EspoCRM won these fields; the text names them */
+        char text[1024];
+        merge_conflict_text(&m, text, sizeof text);
         metric_inc(r->conf->conflicts);
-        notify_once(r, "Konflikt gelöst: EspoCRM-Daten wurden übernommen");
+        notify_once(r, text);
     }
+    if (s == STEP_OK)
+        r->agreed = merge_agreed_fields(&m);
+    merge_result_free(&m);
     if (s == STEP_OK)
         s = kommunikation(r, ks);
     ksync_free(ks);
@@ -650,10 +672,28 @@ static void add_status(struct run *r, enum outcome o)
         notify_once(r, res.text);
 }
 
+/* The baseline of SPEC §5.2 into the final PUT of a successful run, atomically with the values
+ * it describes: the agreed fields, Advoware's rowId and the Kommunikation hash as the PUT leaves
+ * them. Only when it differs from the stored one (a run that changes nothing writes nothing). */
+static void add_baseline(struct run *r)
+{
+    if (!r->agreed)
+        return;
+    const char *rowid = jstr(r->put, "advowareRowId");
+    const char *hash = jstr(r->put, "kommunikationHash");
+    char *text =
+        merge_baseline_format(r->agreed, NULL, rowid ? rowid : jstr(r->entity, "advowareRowId"),
+                              hash ? hash : jstr(r->entity, "kommunikationHash"));
+    const char *had = jstr(r->entity, "advowareSyncBaseline");
+    if (text && (!had || strcmp(had, text) != 0))
+        json_object_set_new(r->put, "advowareSyncBaseline", json_string(text));
+    free(text);
+}
+
 /* Whether a no_change run needs no write at all (budget: 2 calls). */
 static bool nothing_to_write(struct run *r, const struct wk_event *ev, size_t n)
 {
-    if (r->scase != CASE_NO_CHANGE || json_object_size(r->put) != 1) /* only advowareRowId */
+    if (r->scase != MCASE_NO_CHANGE || json_object_size(r->put) != 1) /* only advowareRowId */
         return false;
     const char *st = jstr(r->entity, "syncStatus");
     if (!st || strcmp(st, "clean") != 0)
@@ -672,7 +712,7 @@ static bool nothing_to_write(struct run *r, const struct wk_event *ev, size_t n)
 static bool keeps_failure(struct run *r)
 {
     const char *st = jstr(r->entity, "syncStatus");
-    return r->scase == CASE_NO_CHANGE && !r->auto_reset && st &&
+    return r->scase == MCASE_NO_CHANGE && !r->auto_reset && st &&
            strcmp(st, "permanently_failed") == 0;
 }
 
@@ -717,7 +757,9 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     char err[256];
     json_decref(r->entity);
     json_decref(r->put);
+    json_decref(r->agreed);
     r->entity = NULL;
+    r->agreed = NULL;
     r->put = json_object();
     r->err[0] = '\0';
     r->skipped[0] = '\0';
@@ -764,6 +806,7 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     s = r->betnr > 0 ? update(r) : create(r);
     switch (s) {
     case STEP_OK:
+        add_baseline(r);
         if (nothing_to_write(r, ev, n))
             return STEP_OK;
         if (keeps_failure(r)) { /* the failure stands; Kommunikation changes still go in */
@@ -788,7 +831,8 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     /* A failure before the compare (an Advoware GET answering 503) must not forget that the
      * party was dirty: the failure's status write replaces that flag. */
     const char *was = jstr(r->entity, "syncStatus");
-    bool espo_pending = r->scase == CASE_ESPOCRM_NEWER || r->scase == CASE_CONFLICT ||
+    bool espo_pending = r->scase == MCASE_ESPOCRM_NEWER || r->scase == MCASE_MERGED ||
+                        r->scase == MCASE_CONFLICT ||
                         (was && (strcmp(was, "dirty") == 0 || strcmp(was, "pending_sync") == 0));
     if (s == STEP_TRANSIENT && espo_pending)
         pending_set(r, true); /* before the status write that hides the dirty flag */
@@ -839,23 +883,25 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
     static const char *const results[] = {"ok",   "transient", "permanent",
                                           "gone", "espo_down", "conflict"};
     metric_observe(conf->duration, (double)(util_monotonic_ms() - t0) / 1000.0,
-                   sync_case_name(r.scase), results[s]);
+                   merge_case_name(r.scase), results[s]);
     if (s == STEP_ESPO_DOWN)
         goto espo_down;
     if (s != STEP_OK)
         metric_inc(conf->errors, results[s]);
     log_write(s == STEP_OK || s == STEP_GONE ? LOG_INFO : LOG_WARN, "entity synced",
               LOG_STR("entity_id", entity_id), LOG_INT("betnr", r.betnr),
-              LOG_STR("case", sync_case_name(r.scase)), LOG_STR("result", results[s]),
+              LOG_STR("case", merge_case_name(r.scase)), LOG_STR("result", results[s]),
               LOG_INT("duration_ms", util_monotonic_ms() - t0),
               LOG_STR("error", r.err[0] ? r.err : NULL), LOG_END);
     json_decref(r.entity);
     json_decref(r.put);
+    json_decref(r.agreed);
     return WK_DONE;
 
 espo_down:
     json_decref(r.entity);
     json_decref(r.put);
+    json_decref(r.agreed);
     metric_inc(conf->errors, "espo_down");
     if (ctx->attempt >= ESPO_GIVE_UP_AFTER) {
         log_warn("EspoCRM unreachable; giving up on the entity (the cron finds it again)",

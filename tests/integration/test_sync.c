@@ -126,6 +126,42 @@ static void test_conflict_espocrm_wins(void **state)
     json_decref(e);
     ss_settle();
     assert_int_equal(ss_notifications_with("Konflikt gelöst: EspoCRM-Daten wurden übernommen"), 1);
+    /* SPEC §5.2: the notice names the Advoware value it overwrote */
+    assert_int_equal(ss_notifications_with("vorname: Advoware hatte 'Irene'"), 1);
+}
+
+/* SPEC §5.2: conflicts are per field. An Advoware edit of a field nobody touched in EspoCRM
+ * survives an EspoCRM edit of another field; no conflict, nobody is told. */
+static void test_edits_of_different_fields_both_survive(void **state)
+{
+    (void)state;
+    char id[80], path[160];
+    long long betnr, version;
+    ss_synced_entity("{\"name\":\"Brandt Ohg\",\"vorname\":\"Olaf\",\"titel\":\"Dr.\"}", id,
+                     sizeof id, &betnr, &version);
+    json_t *e = ss_espo_state(id); /* the baseline of the create: what was posted */
+    json_t *b = json_loads(ss_str(e, "advowareSyncBaseline"), 0, NULL);
+    assert_string_equal(ss_str(json_object_get(b, "fields"), "vorname"), "Olaf");
+    json_decref(b);
+    json_decref(e);
+    long conflicts_before = ss_notifications_with("Konflikt gelöst");
+    snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld", betnr);
+    json_decref(ss_call(&ss.advo, "PUT", path, "{\"titel\":\"Prof.\"}"));
+    ss_ui_update(id, "{\"vorname\":\"Ole\"}");
+    e = ss_wait_status(id, "clean", version + 1);
+    json_t *a = ss_advo_state(betnr);
+    assert_string_equal(ss_str(a, "vorname"), "Ole");
+    assert_string_equal(ss_str(a, "titel"), "Prof.");
+    assert_string_equal(ss_str(e, "vorname"), "Ole");
+    assert_string_equal(ss_str(e, "titel"), "Prof.");
+    b = json_loads(ss_str(e, "advowareSyncBaseline"), 0, NULL);
+    assert_string_equal(ss_str(json_object_get(b, "fields"), "titel"), "Prof.");
+    assert_string_equal(ss_str(b, "rowId"), ss_str(a, "rowId"));
+    json_decref(b);
+    json_decref(a);
+    json_decref(e);
+    ss_settle();
+    assert_int_equal(ss_notifications_with("Konflikt gelöst"), conflicts_before);
 }
 
 static void test_delete_notifies_with_betnr(void **state)
@@ -422,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_update_advoware_side),
         cmocka_unit_test(test_no_change),
         cmocka_unit_test(test_conflict_espocrm_wins),
+        cmocka_unit_test(test_edits_of_different_fields_both_survive),
         cmocka_unit_test(test_delete_notifies_with_betnr),
         cmocka_unit_test(test_validation_error_is_permanent),
         cmocka_unit_test(test_advoware_404_is_deleted_in_advoware),
