@@ -36,6 +36,7 @@ struct advo {
     struct redis_client *redis;
     struct apistat st;
     char token[2048];
+    bool last_sent; /* the last call's request left this host (httpc_resp.sent) */
 };
 
 /* Deletes KEYS[1] only if it holds ARGV[1]. */
@@ -300,6 +301,7 @@ static int call(struct advo *a, const char *method, const char *path, const json
     snprintf(url, sizeof url, "%s/api/v1/advonet%s", a->conf.base_url, path);
     util_err_reset(err, errlen);
     *status = 0;
+    a->last_sent = false;
     if (out)
         *out = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -315,6 +317,7 @@ static int call(struct advo *a, const char *method, const char *path, const json
         OPENSSL_cleanse(auth, sizeof auth);
         apistat_record(&a->st, SYSTEM, method, r.status, r.elapsed_ms);
         *status = r.status;
+        a->last_sent = r.sent;
         httpc_resp_clear(&r);
         if (rc != 0) {
             util_err(err, errlen, "advoware %s %s: %s", method, path, herr);
@@ -342,10 +345,22 @@ int advo_get_beteiligte(struct advo *a, long long betnr, long *status, json_t **
     return call(a, "GET", path, NULL, status, out, err, errlen);
 }
 
-int advo_post_beteiligte(struct advo *a, const json_t *body, long *status, json_t **out, char *err,
-                         size_t errlen)
+int advo_post_beteiligte(struct advo *a, const json_t *body, long *status, json_t **out,
+                         bool *maybe_created, char *err, size_t errlen)
 {
-    return call(a, "POST", "/Beteiligte", body, status, out, err, errlen);
+    json_t *o = NULL;
+    int rc = call(a, "POST", "/Beteiligte", body, status, &o, err, errlen);
+    *maybe_created = rc != 0 && a->last_sent;
+    if (json_is_array(o) && json_array_size(o) == 1) { /* an object or an array of one */
+        json_t *first = json_incref(json_array_get(o, 0));
+        json_decref(o);
+        o = first;
+    }
+    if (out)
+        *out = o;
+    else
+        json_decref(o);
+    return rc;
 }
 
 int advo_put_beteiligte(struct advo *a, long long betnr, const json_t *body, long *status,

@@ -12,6 +12,7 @@
 #define VMH_ADVO_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "apistat.h"
@@ -36,8 +37,12 @@ void advo_free(struct advo *a);
 
 int advo_get_beteiligte(struct advo *a, long long betnr, long *status, json_t **out, char *err,
                         size_t errlen);
-int advo_post_beteiligte(struct advo *a, const json_t *body, long *status, json_t **out, char *err,
-                         size_t errlen);
+/* The created record in *out (an object; Advoware may answer an array of one, SPEC §5.3). On a
+ * transport error *maybe_created says whether the request left this host, so that Advoware may
+ * have created the record although no answer came (a timeout, a reset): never POST again then.
+ * false after a refusal (nothing was sent). */
+int advo_post_beteiligte(struct advo *a, const json_t *body, long *status, json_t **out,
+                         bool *maybe_created, char *err, size_t errlen);
 /* Advoware answers an array of one object; *out is that object. */
 int advo_put_beteiligte(struct advo *a, long long betnr, const json_t *body, long *status,
                         json_t **out, char *err, size_t errlen);

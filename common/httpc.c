@@ -235,6 +235,9 @@ int httpc_request(struct httpc *c, const char *method, const char *url, const ch
     resp->elapsed_ms = now_ms() - t0;
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL); /* the list is freed below */
     curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    long request_size = 0;
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_size);
+    resp->sent = request_size > 0;
     if (cc != CURLE_OK) {
         set_error(err, errlen, method, url, c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
         goto out;

@@ -29,6 +29,8 @@ struct httpc_resp {
     double elapsed_ms; /* whole exchange */
     char *reason;      /* the X-Status-Reason header (EspoCRM's reason for most 4xx), malloc'd;
                           NULL when the answer had none */
+    bool sent;         /* the request (or part of it) left this host: after a transport error,
+                          the server may have acted on it (an answer lost, not a refusal) */
 };
 
 /* Calls curl_global_init once per process (thread-safe); httpc_new() calls it too. Requests set

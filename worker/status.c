@@ -67,6 +67,15 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
         snprintf(out->text, sizeof out->text,
                  "Synchronisation mit Advoware nicht möglich, bitte Daten korrigieren: %s", msg);
         break;
+    case OUT_UNCERTAIN:
+        /* failed, but not retried by the clock: the mark stands until a person resolves it */
+        json_object_set_new(a, "syncStatus", json_string("failed"));
+        json_object_set_new(a, "syncNextRetry", json_null());
+        json_object_set_new(a, "syncErrorMessage", json_string(STATUS_UNCERTAIN_TEXT));
+        out->notify = true;
+        snprintf(out->text, sizeof out->text, "%s; Anlage versucht am %s (UTC)",
+                 STATUS_UNCERTAIN_TEXT, msg);
+        break;
     case OUT_DELETED_IN_ADVOWARE:
         json_object_set_new(a, "syncStatus", json_string("deleted_in_advoware"));
         json_object_set_new(a, "syncNextRetry", json_null());

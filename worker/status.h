@@ -12,7 +12,13 @@ enum outcome {
     OUT_TRANSIENT,           /* network error, timeout, 5xx, 429: retry with backoff */
     OUT_PERMANENT,           /* Advoware 400 or a validation error: no pointless retries */
     OUT_DELETED_IN_ADVOWARE, /* Advoware 404 */
+    OUT_UNCERTAIN,           /* a create whose outcome is unknown: a person decides (§5.3) */
 };
+
+/* The syncErrorMessage of an uncertain create (SPEC §5.3). */
+#define STATUS_UNCERTAIN_TEXT                                                                      \
+    "Anlage in Advoware ungewiss: bitte prüfen, ob der Beteiligte angelegt wurde (vmhctl link / " \
+    "vmhctl create)"
 
 #define STATUS_MAX_TRANSIENT 5 /* the 5th transient failure is permanent (auto reset in 24 h) */
 #define STATUS_AUTO_RESET_S  (24 * 3600)
@@ -24,7 +30,8 @@ struct status_result {
 };
 
 /* retry_count: the entity's syncRetryCount before this run; message: what went wrong (on
- * success: NULL, or what was not taken over, kept as syncErrorMessage); betnr: for texts (0 =
+ * success: NULL, or what was not taken over, kept as syncErrorMessage; OUT_UNCERTAIN: the time
+ * of the POST); betnr: for texts (0 =
  * none); now: Unix seconds. Returns 0, -1 on out of memory. */
 int status_for(enum outcome o, long long retry_count, const char *message, long long betnr,
                long long now, struct status_result *out);

@@ -10,6 +10,7 @@
 #include "compare.h"
 #include "espo.h"
 #include "kommsync.h"
+#include "links.h"
 #include "log.h"
 #include "mapper.h"
 #include "merge.h"
@@ -50,11 +51,20 @@ struct run {
     long long betnr;
     char err[512];
     char skipped[512]; /* Advoware entries EspoCRM cannot take, for syncErrorMessage */
+    char since[32];    /* the time of an uncertain create's POST (UTC) */
     bool komm_planned; /* the Kommunikation was planned this run (else its skips stand) */
 };
 
 /* How a step ended. */
-enum step { STEP_OK, STEP_TRANSIENT, STEP_PERMANENT, STEP_GONE, STEP_ESPO_DOWN, STEP_CONFLICT };
+enum step {
+    STEP_OK,
+    STEP_TRANSIENT,
+    STEP_PERMANENT,
+    STEP_GONE,
+    STEP_ESPO_DOWN,
+    STEP_CONFLICT,
+    STEP_UNCERTAIN, /* a create whose outcome is unknown (SPEC §5.3) */
+};
 
 /* ---- set-up -------------------------------------------------------------------------- */
 
@@ -314,37 +324,16 @@ static int notify_once(struct run *r, const char *text)
     return -1;
 }
 
-/* The link vmh:link:{id} {betnr,name,assignedUserId[,deleted]} (SPEC §5.3); NULL if none. */
-static json_t *link_get(struct run *r)
+/* The link (links.h); -1 on a Redis error (never taken for "no link"). */
+static int link_get(struct run *r, json_t **link)
 {
-    char key[160], err[256];
-    snprintf(key, sizeof key, LINK_PREFIX "%s", r->id);
-    redisReply *rep = redis_command(r->ctx->redis, err, sizeof err, "GET %s", key);
-    json_t *link = rep && rep->type == REDIS_REPLY_STRING ? json_loads(rep->str, 0, NULL) : NULL;
-    if (rep)
-        freeReplyObject(rep);
-    return link;
+    return links_get(r->ctx->redis, r->id, link, r->err, sizeof r->err);
 }
 
 static int link_set(struct run *r, long long betnr, bool deleted)
 {
-    char key[160], err[256];
-    snprintf(key, sizeof key, LINK_PREFIX "%s", r->id);
-    json_t *link = json_pack("{s:I,s:s?,s:s?}", "betnr", (json_int_t)betnr, "name",
-                             jstr(r->entity, "name"), "assignedUserId", r->user);
-    if (deleted)
-        json_object_set_new(link, "deleted", json_true());
-    char *text = json_dumps(link, JSON_COMPACT);
-    json_decref(link);
-    redisReply *rep =
-        text ? redis_command(r->ctx->redis, err, sizeof err, "SET %s %s", key, text) : NULL;
-    bool ok = rep && rep->type == REDIS_REPLY_STATUS;
-    if (rep)
-        freeReplyObject(rep);
-    free(text);
-    if (!ok)
-        snprintf(r->err, sizeof r->err, "redis: link not written: %s", err);
-    return ok ? 0 : -1;
+    return links_set(r->ctx->redis, r->id, betnr, jstr(r->entity, "name"), r->user, deleted, r->err,
+                     sizeof r->err);
 }
 
 /* EspoCRM changes that a failed run could not push: modifiedAt has whole seconds and the
@@ -378,7 +367,9 @@ static void pending_set(struct run *r, bool on)
  * tried again (STEP_ESPO_DOWN: the executor's retry with backoff). */
 static enum step deletion_path(struct run *r)
 {
-    json_t *link = link_get(r);
+    json_t *link = NULL;
+    if (link_get(r, &link) != 0)
+        return STEP_ESPO_DOWN; /* Redis: the run is retried */
     long long betnr = json_integer_value(json_object_get(link, "betnr"));
     enum step s = STEP_GONE;
     if (link && !json_is_true(json_object_get(link, "deleted")) && betnr > 0) {
@@ -485,6 +476,14 @@ static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list, 
 static enum step create(struct run *r)
 {
     r->scase = MCASE_ESPOCRM_NEWER;
+    /* Never two Advoware records (SPEC §5.3): a POST whose outcome is unknown left a mark; while
+     * it stands, no run POSTs again: a person resolves it (vmhctl link / vmhctl create). */
+    int marked =
+        links_creating(r->ctx->redis, r->id, r->since, sizeof r->since, r->err, sizeof r->err);
+    if (marked < 0)
+        return STEP_ESPO_DOWN; /* Redis: retried; never POST without knowing */
+    if (marked)
+        return STEP_UNCERTAIN;
     enum step s = validate(r);
     if (s != STEP_OK)
         return s;
@@ -492,39 +491,56 @@ static enum step create(struct run *r)
         plan_kommunikation(r, NULL, true, true, &s); /* the new record has no entries */
     if (!ks)
         return s;
+    st_format_espo(now_s(), r->since, sizeof r->since);
+    if (links_mark_creating(r->ctx->redis, r->id, r->since, r->err, sizeof r->err) != 0) {
+        ksync_free(ks);
+        return STEP_ESPO_DOWN;
+    }
     json_t *body = map_to_advo(r->entity), *out = NULL;
     long status = 0;
-    int rc = advo_post_beteiligte(r->t->advo, body, &status, &out, r->err, sizeof r->err);
+    bool maybe_created = false;
+    int rc = advo_post_beteiligte(r->t->advo, body, &status, &out, &maybe_created, r->err,
+                                  sizeof r->err);
     json_decref(body);
-    if (rc != 0 || status < 200 || status >= 300) {
+    r->betnr = rc == 0 && status >= 200 && status < 300
+                   ? json_integer_value(json_object_get(out, "betNr"))
+                   : 0;
+    if (maybe_created || (rc == 0 && status >= 200 && status < 300 && r->betnr <= 0)) {
+        /* the request arrived and no answer says what became of it: the mark stays */
+        log_error("Advoware POST outcome unknown; not repeated", LOG_STR("entity_id", r->id),
+                  LOG_INT("status", status), LOG_STR("error", r->err));
+        json_decref(out);
+        ksync_free(ks);
+        return STEP_UNCERTAIN;
+    }
+    if (rc != 0 || status < 200 || status >= 300) { /* certainly not created */
         if (rc == 0)
             snprintf(r->err, sizeof r->err, "Advoware POST Beteiligte: %ld", status);
+        char err[256];
+        if (links_clear_creating(r->ctx->redis, r->id, err, sizeof err) != 0)
+            log_warn("create mark not removed", LOG_STR("entity_id", r->id), LOG_STR("error", err));
         json_decref(out);
         ksync_free(ks);
         if (rc != 0)
             return STEP_TRANSIENT;
         return classify(status) == STEP_GONE ? STEP_PERMANENT : classify(status);
     }
-    r->betnr = json_integer_value(json_object_get(out, "betNr"));
     const char *rowid = jstr(out, "rowId");
     json_t *again = NULL;
-    if (r->betnr > 0 && !rowid) { /* only if the answer lacks it: GET once */
+    if (!rowid) { /* only if the answer lacks it: GET once */
         if (advo_get_beteiligte(r->t->advo, r->betnr, &status, &again, r->err, sizeof r->err) ==
                 0 &&
             status == 200)
             rowid = jstr(again, "rowId");
     }
-    if (r->betnr <= 0) {
-        snprintf(r->err, sizeof r->err, "Advoware POST Beteiligte: no betNr in the answer");
-        json_decref(out);
-        json_decref(again);
-        ksync_free(ks);
-        return STEP_TRANSIENT;
-    }
-    /* The link first: a redelivered run finds it and finishes instead of creating again. */
+    /* The link first: a redelivered run finds it and finishes instead of creating again; the
+     * mark goes only once the link stands. */
     if (link_set(r, r->betnr, false) != 0)
-        log_error("link not written after an Advoware POST", LOG_STR("entity_id", r->id),
-                  LOG_INT("betnr", r->betnr));
+        log_error("link not written after an Advoware POST; the create mark stays",
+                  LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
+    else if (links_clear_creating(r->ctx->redis, r->id, r->err, sizeof r->err) != 0)
+        log_warn("create mark not removed", LOG_STR("entity_id", r->id));
+    r->err[0] = '\0';
     json_object_set_new(r->put, "betnr", json_integer(r->betnr));
     if (rowid)
         json_object_set_new(r->put, "advowareRowId", json_string(rowid));
@@ -797,7 +813,9 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
 
     enum step s;
     if (r->betnr <= 0) {
-        json_t *link = link_get(r); /* a POST whose final PUT never happened */
+        json_t *link = NULL; /* a POST whose final PUT never happened */
+        if (link_get(r, &link) != 0)
+            return STEP_ESPO_DOWN; /* a Redis error is not "no link": no second POST */
         r->betnr = json_integer_value(json_object_get(link, "betnr"));
         json_decref(link);
         if (r->betnr > 0)
@@ -824,6 +842,10 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
         break;
     case STEP_GONE:
         add_status(r, OUT_DELETED_IN_ADVOWARE);
+        break;
+    case STEP_UNCERTAIN:
+        snprintf(r->err, sizeof r->err, "%s", r->since);
+        add_status(r, OUT_UNCERTAIN);
         break;
     default:
         return s;
@@ -880,8 +902,8 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         metric_inc(conf->retries);
         log_info("entity changed during the run; starting over", LOG_STR("entity_id", entity_id));
     }
-    static const char *const results[] = {"ok",   "transient", "permanent",
-                                          "gone", "espo_down", "conflict"};
+    static const char *const results[] = {"ok",        "transient", "permanent", "gone",
+                                          "espo_down", "conflict",  "uncertain"};
     metric_observe(conf->duration, (double)(util_monotonic_ms() - t0) / 1000.0,
                    merge_case_name(r.scase), results[s]);
     if (s == STEP_ESPO_DOWN)

@@ -85,7 +85,9 @@ static long long create(struct advo *a, const char *name)
     char err[256];
     long status = 0;
     json_t *out = NULL, *body = json_pack("{s:s,s:s}", "name", name, "vorname", "Max");
-    assert_int_equal(advo_post_beteiligte(a, body, &status, &out, err, sizeof err), 0);
+    bool maybe = true;
+    assert_int_equal(advo_post_beteiligte(a, body, &status, &out, &maybe, err, sizeof err), 0);
+    assert_false(maybe);
     assert_true(status == 200 || status == 201);
     long long betnr = json_integer_value(json_object_get(out, "betNr"));
     assert_true(betnr > 0);
@@ -160,6 +162,43 @@ static void test_beteiligte_and_kommunikation(void **state)
     assert_int_equal(status, 404);
     json_decref(out);
     advo_free(a);
+}
+
+/* SPEC §5.3 "Never two Advoware records": a POST that got no answer after it was sent may have
+ * created the record (maybe_created); one that was refused certainly did not. */
+static void test_post_outcome_unknown_only_when_sent(void **state)
+{
+    struct fx *f = *state;
+    char err[256], url[128];
+    long status = 0;
+    json_t *out = NULL, *body = json_pack("{s:s}", "name", "Ungewiss");
+    bool maybe = false;
+
+    struct advo_conf refused = f->conf; /* token from the sim, the API on a port nobody serves */
+    refused.token_url = f->sim.url;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", th_free_port());
+    refused.base_url = url;
+    struct advo *a = advo_new(&refused, f->rc1, NULL, err, sizeof err);
+    assert_non_null(a);
+    assert_int_equal(advo_post_beteiligte(a, body, &status, &out, &maybe, err, sizeof err), -1);
+    assert_false(maybe);
+    advo_free(a);
+
+    struct advo_conf slow = f->conf; /* the answer comes after the client gave up */
+    slow.timeout_ms = 300;
+    snprintf(url, sizeof url, "%s/_sim/faults", f->sim.url);
+    assert_int_equal(th_http("POST", url, NULL,
+                             "{\"method\":\"POST\",\"route\":\"/api/v1/advonet/Beteiligte\","
+                             "\"delay_ms\":1500,\"count\":1}",
+                             NULL),
+                     200);
+    a = advo_new(&slow, f->rc1, NULL, err, sizeof err);
+    assert_non_null(a);
+    assert_int_equal(advo_post_beteiligte(a, body, &status, &out, &maybe, err, sizeof err), -1);
+    assert_true(maybe);
+    assert_null(out);
+    advo_free(a);
+    json_decref(body);
 }
 
 static void test_rechtsformen_cached(void **state)
@@ -282,6 +321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_request_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_beteiligte_and_kommunikation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rechtsformen_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_outcome_unknown_only_when_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_token_for_two_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_refreshes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_token_is_refreshed, setup_short_tokens,

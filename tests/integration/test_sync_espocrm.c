@@ -4,6 +4,7 @@
  * skipped and reported once while the rest syncs; the backoff of a failed party holds against
  * webhook runs; a deletion notice that fails is sent again before the link is marked; a final
  * PUT EspoCRM refuses (400) leaves a status a person can read. */
+#include "links.h"
 #include "msg.h"
 #include "sync_stack.h"
 
@@ -238,6 +239,63 @@ static void test_status_write_409_is_written_again(void **state)
     json_decref(a);
 }
 
+/* SPEC §5.3 "Never two Advoware records": a POST whose outcome is unknown (here a 2xx without
+ * a betNr) is not repeated; the party is failed with the message and one notice, retries skip the
+ * POST while the mark stands, and each resolution (vmhctl create / vmhctl link) ends in exactly
+ * one record. */
+static void test_uncertain_create_is_never_repeated(void **state)
+{
+    (void)state;
+    char create_id[64], link_id[64], err[256];
+    struct redis_client *rc = th_redis_client(&ss.redis);
+    assert_non_null(rc);
+    long posts = ss_calls_of(&ss.advo, "POST", A_ALL);
+    ss_fault(&ss.advo, "POST", A_ALL, 200, 2);
+    ss_ui_create("{\"name\":\"Ungewiss Eins GmbH\"}", create_id, sizeof create_id);
+    ss_ui_create("{\"name\":\"Ungewiss Zwei GmbH\"}", link_id, sizeof link_id);
+    json_t *e = ss_wait_status(create_id, "failed", 0);
+    assert_non_null(strstr(ss_str(e, "syncErrorMessage"), "Anlage in Advoware ungewiss"));
+    assert_true(json_is_null(json_object_get(e, "syncNextRetry"))); /* a person decides */
+    long long v1 = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    e = ss_wait_status(link_id, "failed", 0);
+    long long v2 = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    bool ok;
+    TH_WAIT(ok, ss_notifications_with("Anlage in Advoware ungewiss") == 2, 10000);
+    assert_true(ok);
+    assert_int_equal(ss_calls_of(&ss.advo, "POST", A_ALL), posts + 2);
+
+    /* a retry while the mark stands: no POST, nothing written, nobody told again */
+    run_once(create_id, false);
+    ss_settle();
+    assert_int_equal(ss_calls_of(&ss.advo, "POST", A_ALL), posts + 2);
+    assert_int_equal(version_of(create_id), v1);
+    assert_int_equal(ss_notifications_with("Anlage in Advoware ungewiss"), 2);
+
+    /* vmhctl create: nobody found a record, one new POST */
+    assert_int_equal(links_resolve_create(rc, create_id, err, sizeof err), 0);
+    ss_sync_check(create_id, "failed");
+    e = ss_wait_status(create_id, "clean", v1);
+    assert_true(json_integer_value(json_object_get(e, "betnr")) > 0);
+    json_decref(e);
+    assert_int_equal(ss_calls_of(&ss.advo, "POST", A_ALL), posts + 3);
+
+    /* vmhctl link: a person found the record and names its betNr; no POST */
+    json_t *rec =
+        ss_call(&ss.advo, "POST", "/_sim/ui/Beteiligte", "{\"name\":\"Ungewiss Zwei GmbH\"}");
+    long long betnr = json_integer_value(json_object_get(rec, "betNr"));
+    json_decref(rec);
+    assert_true(betnr > 0);
+    assert_int_equal(links_resolve_link(rc, link_id, betnr, err, sizeof err), 0);
+    ss_sync_check(link_id, "failed");
+    e = ss_wait_status(link_id, "clean", v2);
+    assert_int_equal(json_integer_value(json_object_get(e, "betnr")), betnr);
+    json_decref(e);
+    assert_int_equal(ss_calls_of(&ss.advo, "POST", A_ALL), posts + 3);
+    redis_client_free(rc);
+}
+
 /* SPEC §5.3: the deletion notice marks the link deleted only once it went through. */
 static void test_deletion_notice_is_sent_again_when_it_failed(void **state)
 {
@@ -289,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_backoff_holds_against_webhook_runs),
         cmocka_unit_test(test_edit_after_failure_restarts_retry_count),
         cmocka_unit_test(test_status_write_409_is_written_again),
+        cmocka_unit_test(test_uncertain_create_is_never_repeated),
         cmocka_unit_test(test_deletion_notice_is_sent_again_when_it_failed),
         cmocka_unit_test(test_refused_final_put_leaves_a_readable_status),
     };
