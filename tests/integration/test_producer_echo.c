@@ -5,8 +5,9 @@
  * so the producer first runs without knowing the sync user.
  *
  * The webhooks posted are the deliveries a real EspoCRM 9.1.5 sent, byte for byte, with their
- * recorded Signature / X-Signature headers (07_webhooks.json "deliveries"; the webhooks'
- * secretKeys are the recording's throwaway values), plus hand-signed ones. */
+ * recorded Signature / X-Signature headers, read from the recording (07_webhooks.json
+ * "deliveries"; the webhooks' secretKeys are the recording's throwaway values;
+ * tests/support/recorded.h), plus hand-signed ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,50 +24,13 @@
 #include "httpc.h"
 #include "httpd_thread.h"
 #include "log.h"
+#include "recorded.h"
 #include "wauth.h"
 
 #define PARTITIONS 4
 #define API_KEY    "echo-test-key"
 #define SYNC_USER  "6b0f2ac93ac0e6b02" /* 01_app_user.json user.id ("sync", type api) */
 #define UI_USER    "6b0f2ac9736e4ce24" /* 07_webhooks.json: "Ui Human" */
-
-/* 07_webhooks.json webhooks.{update,create,delete}: id and secretKey. */
-#define WH_UPDATE     "6b0f2b221bb0670a8"
-#define WH_UPDATE_KEY "ddafa973e2867cc58212b4b503a3f26e"
-#define WH_CREATE     "6b0f2b2223d6fb57c"
-#define WH_CREATE_KEY "03e18b9333dea565e2ed3d218379274c"
-#define WH_DELETE     "6b0f2b222c213ebfd"
-#define WH_DELETE_KEY "0bd9f1e9bb7ebbed697f7556532e6afd"
-/* As an operator might write it: whitespace around the items (SPEC §3.1: ignored). */
-#define SECRETS_ENV                                                                                \
-    "WEBHOOK_SECRETS= " WH_UPDATE ":" WH_UPDATE_KEY " ,\t" WH_CREATE ":" WH_CREATE_KEY             \
-    " , " WH_DELETE ":" WH_DELETE_KEY " "
-
-/* 07_webhooks.json deliveries[1] (/hook/update): B ui edits vorname, C sync writes vorname and
- * status, E ui adds a phone, F sync replaces the phone list; all for entity E1. */
-#define E1 "6b0f2b2286d443271"
-static const char UPDATE_BODY[] =
-    "[{\"vorname\":\"Hans-UI\",\"syncStatus\":\"dirty\",\"modifiedById\":\"6b0f2ac9736e4c"
-    "e24\",\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"},{\"vorname\":\"H"
-    "ans-Sync\",\"advowareLastSync\":\"2026-12-01 10:00:00\",\"syncStatus\":\"clean\",\"m"
-    "odifiedById\":\"6b0f2ac93ac0e6b02\",\"modifiedByName\":\"sync\",\"id\":\"6b0f2b2286d"
-    "443271\"},{\"phoneNumberData\":[{\"phoneNumber\":\"+495111\",\"type\":\"Office\",\"p"
-    "rimary\":true},{\"phoneNumber\":\"+495112\",\"type\":\"Mobile\"}],\"modifiedById\":\""
-    "6b0f2ac9736e4ce24\",\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"},{\""
-    "phoneNumber\":\"+495119\",\"phoneNumberData\":[{\"phoneNumber\":\"+495119\",\"type\""
-    ":\"Office\",\"primary\":true}],\"modifiedById\":\"6b0f2ac93ac0e6b02\",\"modifiedByNa"
-    "me\":\"sync\",\"id\":\"6b0f2b2286d443271\"}]";
-static const char UPDATE_SIGNATURE[] =
-    "NmIwZjJiMjIxYmIwNjcwYTg6NGExZjY4NzAzNzMzODMxMzc2ZWIxMTQ1YjliNDM4Y2IxOTAwNDFmZWNlNWMxMjVm"
-    "ZGFkOTdkYzBkYzYzYmM3NQ==";
-static const char UPDATE_X_SIGNATURE[] =
-    "NmIwZjJiMjIxYmIwNjcwYTg6Sh9ocDczgxN26xFFubQ4yxkAQf7OXBJf2tl9wNxjvHU=";
-
-/* deliveries[3] (/hook/delete): E2 deleted by ui, E3 by sync. */
-static const char DELETE_BODY[] = "[{\"id\":\"6b0f2b27edeb454f5\"},{\"id\":\"6b0f2b28233267a08\"}]";
-static const char DELETE_SIGNATURE[] =
-    "NmIwZjJiMjIyYzIxM2ViZmQ6ZmMxMWZlOWZjOTFmNjcwN2FkYjhlN2FiZDNmYzYzMTkzOWI4ZDNkMmUwZjhkYzg3"
-    "ODQwYzQzN2VmYjExZGYwMQ==";
 
 /* ---- the stand-in EspoCRM: GET /api/v1/App/user only ------------------------------------- */
 
@@ -119,13 +83,19 @@ struct fx {
     struct th_proc producer;
     struct espo_stub espo;
     int web_port, ops_port;
+    /* The recorded deliveries (07_webhooks.json), their strings borrowed from `recorded`.
+     * upd: B ui edits vorname, C sync writes vorname and status, E ui adds a phone, F sync
+     * replaces the phone list, all for entity E1; del: E2 deleted by ui, E3 by sync; cre: only
+     * its webhook's id and secretKey are used. */
+    json_t *recorded;
+    struct rec_delivery upd, del, cre;
 };
 
 static struct fx g;
 
 static int start_producer(struct fx *f)
 {
-    char bin[512], brokers[600], redis[320], web[64], ops[64], espo[96];
+    char bin[512], brokers[600], redis[320], web[64], ops[64], espo[96], secrets[512];
     f->web_port = th_free_port();
     f->ops_port = th_free_port();
     f->espo.port = th_free_port(); /* nothing listens there yet */
@@ -134,13 +104,17 @@ static int start_producer(struct fx *f)
     snprintf(web, sizeof web, "WEBHOOK_LISTEN=127.0.0.1:%d", f->web_port);
     snprintf(ops, sizeof ops, "METRICS_LISTEN=127.0.0.1:%d", f->ops_port);
     snprintf(espo, sizeof espo, "ESPOCRM_URL=http://127.0.0.1:%d", f->espo.port);
+    /* As an operator might write it: whitespace around the items (SPEC §3.1: ignored). */
+    snprintf(secrets, sizeof secrets, "WEBHOOK_SECRETS= %s:%s ,\t%s:%s , %s:%s ", f->upd.webhook_id,
+             f->upd.secret_key, f->cre.webhook_id, f->cre.secret_key, f->del.webhook_id,
+             f->del.secret_key);
     const char *argv[] = {th_bin("vmh-producer", bin, sizeof bin), NULL};
     const char *env[] = {brokers,
                          redis,
                          web,
                          ops,
                          espo,
-                         SECRETS_ENV,
+                         secrets,
                          "ESPOCRM_API_KEY=" API_KEY,
                          "WEBHOOK_ACK_TIMEOUT_MS=5000",
                          "CRON_INTERVAL_S=3600",
@@ -161,6 +135,10 @@ static int start_producer(struct fx *f)
 static int setup(void **state)
 {
     (void)state;
+    g.recorded = rec_case("07_webhooks.json");
+    g.upd = rec_delivery(g.recorded, "/hook/update");
+    g.del = rec_delivery(g.recorded, "/hook/delete");
+    g.cre = rec_delivery(g.recorded, "/hook/create");
     if (th_kafka_start(&g.kafka, PARTITIONS) != 0 || th_redis_start(&g.redis, NULL) != 0)
         return -1;
     return start_producer(&g);
@@ -173,6 +151,7 @@ static int teardown(void **state)
     httpd_thread_stop(g.espo.t);
     th_redis_stop(&g.redis);
     th_kafka_stop(&g.kafka);
+    json_decref(g.recorded);
     if (code != 0)
         fprintf(stderr, "vmh-producer exited %d\n", code);
     return code == 0 ? 0 : -1;
@@ -211,7 +190,7 @@ static long post(const char *event, const char *body, const char *signature,
 /* POSTs body signed by hand with the update webhook's secret, Signature header only. */
 static long post_signed(const char *event, const char *body, long *accepted)
 {
-    char *sig = wauth_sign(WAUTH_SIGNATURE, WH_UPDATE, WH_UPDATE_KEY, body, strlen(body));
+    char *sig = wauth_sign(WAUTH_SIGNATURE, g.upd.webhook_id, g.upd.secret_key, body, strlen(body));
     long status = post(event, body, sig, NULL, accepted);
     free(sig);
     return status;
@@ -268,7 +247,7 @@ static void test_before_the_sync_user_is_known(void **state)
     long accepted = -1;
     /* the recorded update delivery with its recorded Signature: every record carries a
      * person's field (vorname, phoneNumberData), so all stay: one message for E1 */
-    assert_int_equal(post("update", UPDATE_BODY, UPDATE_SIGNATURE, NULL, &accepted), 200);
+    assert_int_equal(post("update", g.upd.body, g.upd.signature, NULL, &accepted), 200);
     assert_int_equal(accepted, 1);
     assert_true(echoes() == e0);
     /* sync fields only (07c: an update of syncRetryCount alone): dropped */
@@ -313,7 +292,7 @@ static void test_sync_user_learned_then_its_writes_dropped(void **state)
 
     /* the recorded delivery: B and E (ui) stay, C and F (sync) are echoes: one message */
     double e0 = echoes(), p0 = produced();
-    assert_int_equal(post("update", UPDATE_BODY, UPDATE_SIGNATURE, NULL, &accepted), 200);
+    assert_int_equal(post("update", g.upd.body, g.upd.signature, NULL, &accepted), 200);
     assert_int_equal(accepted, 1);
     assert_true(echoes() == e0 + 2);
     assert_true(produced() == p0 + 1);
@@ -368,12 +347,12 @@ static void test_create_and_delete_never_dropped(void **state)
              id);
     double e0 = echoes();
     long accepted = -1;
-    sig = wauth_sign(WAUTH_SIGNATURE, WH_CREATE, WH_CREATE_KEY, body, strlen(body));
+    sig = wauth_sign(WAUTH_SIGNATURE, g.cre.webhook_id, g.cre.secret_key, body, strlen(body));
     assert_int_equal(post("create", body, sig, NULL, &accepted), 200);
     free(sig);
     assert_int_equal(accepted, 1);
     /* the recorded delete delivery (E3 was deleted by the sync user) */
-    assert_int_equal(post("delete", DELETE_BODY, DELETE_SIGNATURE, NULL, &accepted), 200);
+    assert_int_equal(post("delete", g.del.body, g.del.signature, NULL, &accepted), 200);
     assert_int_equal(accepted, 2);
     assert_true(echoes() == e0);
     struct th_msg m[2];
@@ -388,17 +367,17 @@ static void test_signature_headers(void **state)
     (void)state;
     long accepted = -1;
     double e0 = echoes();
-    assert_int_equal(post("update", UPDATE_BODY, NULL, UPDATE_X_SIGNATURE, &accepted), 200);
+    assert_int_equal(post("update", g.upd.body, NULL, g.upd.x_signature, &accepted), 200);
     assert_int_equal(accepted, 1);
     assert_true(echoes() == e0 + 2);
-    assert_int_equal(post("update", UPDATE_BODY, UPDATE_SIGNATURE, UPDATE_X_SIGNATURE, &accepted),
+    assert_int_equal(post("update", g.upd.body, g.upd.signature, g.upd.x_signature, &accepted),
                      200);
     /* a wrong Signature is not rescued by a right X-Signature */
-    assert_int_equal(post("update", UPDATE_BODY, DELETE_SIGNATURE, UPDATE_X_SIGNATURE, NULL), 401);
+    assert_int_equal(post("update", g.upd.body, g.del.signature, g.upd.x_signature, NULL), 401);
     /* and an echo-only request with a wrong signature is a 401, not a silent drop */
     char body[512];
     sync_write(body, sizeof body, "never");
-    char *wrong = wauth_sign(WAUTH_SIGNATURE, WH_UPDATE, "not-the-key", body, strlen(body));
+    char *wrong = wauth_sign(WAUTH_SIGNATURE, g.upd.webhook_id, "not-the-key", body, strlen(body));
     assert_int_equal(post("update", body, wrong, NULL, NULL), 401);
     free(wrong);
     assert_int_equal(post("update", body, NULL, NULL, NULL), 401);

@@ -1,7 +1,7 @@
 /* test_echo.c: which webhook records are the sync's own writes coming back (producer/echo.c,
- * SPEC §3.1). The records are the ones a real EspoCRM 9.1.5 delivered
- * (contracts/espocrm-9.1.5/07_webhooks.json deliveries[1], 07c observations), the sync user
- * the recorded API user. */
+ * SPEC §3.1). The records are the ones a real EspoCRM 9.1.5 delivered, read from the recording
+ * (07_webhooks.json "deliveries", tests/support/recorded.h), and 07c observations; the sync
+ * user the recorded API user. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,23 +12,9 @@
 #include <string.h>
 
 #include "echo.h"
+#include "recorded.h"
 
 #define SYNC_USER "6b0f2ac93ac0e6b02" /* 01_app_user.json: user.id of the API user "sync" */
-
-/* 07_webhooks.json deliveries[1].body_raw (/hook/update): B ui edits vorname, C sync writes
- * vorname + status, E ui adds a phone, F sync replaces the phone list. (D, the sync's no-op
- * PUT, sent no event at all: db_note.) */
-static const char RECORDED_UPDATE[] =
-    "[{\"vorname\":\"Hans-UI\",\"syncStatus\":\"dirty\",\"modifiedById\":\"6b0f2ac9736e4c"
-    "e24\",\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"},{\"vorname\":\"H"
-    "ans-Sync\",\"advowareLastSync\":\"2026-12-01 10:00:00\",\"syncStatus\":\"clean\",\"m"
-    "odifiedById\":\"6b0f2ac93ac0e6b02\",\"modifiedByName\":\"sync\",\"id\":\"6b0f2b2286d"
-    "443271\"},{\"phoneNumberData\":[{\"phoneNumber\":\"+495111\",\"type\":\"Office\",\"p"
-    "rimary\":true},{\"phoneNumber\":\"+495112\",\"type\":\"Mobile\"}],\"modifiedById\":\""
-    "6b0f2ac9736e4ce24\",\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"},{\""
-    "phoneNumber\":\"+495119\",\"phoneNumberData\":[{\"phoneNumber\":\"+495119\",\"type\""
-    ":\"Office\",\"primary\":true}],\"modifiedById\":\"6b0f2ac93ac0e6b02\",\"modifiedByNa"
-    "me\":\"sync\",\"id\":\"6b0f2b2286d443271\"}]";
 
 struct echo_case {
     const char *name;
@@ -42,32 +28,6 @@ static void test_echo_table(void **state)
 {
     (void)state;
     static const struct echo_case cases[] = {
-        /* the recorded update records, one by one */
-        {"B: ui edits vorname", MSG_EVENT_UPDATE,
-         "{\"vorname\":\"Hans-UI\",\"syncStatus\":\"dirty\",\"modifiedById\":\"6b0f2ac9736e4ce24\","
-         "\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"}",
-         SYNC_USER, ECHO_KEEP},
-        {"C: sync writes vorname + status", MSG_EVENT_UPDATE,
-         "{\"vorname\":\"Hans-Sync\",\"advowareLastSync\":\"2026-12-01 10:00:00\","
-         "\"syncStatus\":\"clean\",\"modifiedById\":\"6b0f2ac93ac0e6b02\","
-         "\"modifiedByName\":\"sync\",\"id\":\"6b0f2b2286d443271\"}",
-         SYNC_USER, ECHO_BY_SYNC_USER},
-        {"C before the sync user is known: vorname is no sync field", MSG_EVENT_UPDATE,
-         "{\"vorname\":\"Hans-Sync\",\"advowareLastSync\":\"2026-12-01 10:00:00\","
-         "\"syncStatus\":\"clean\",\"modifiedById\":\"6b0f2ac93ac0e6b02\","
-         "\"modifiedByName\":\"sync\",\"id\":\"6b0f2b2286d443271\"}",
-         NULL, ECHO_KEEP},
-        {"E: ui adds a phone", MSG_EVENT_UPDATE,
-         "{\"phoneNumberData\":[{\"phoneNumber\":\"+495111\",\"type\":\"Office\",\"primary\":true},"
-         "{\"phoneNumber\":\"+495112\",\"type\":\"Mobile\"}],\"modifiedById\":"
-         "\"6b0f2ac9736e4ce24\","
-         "\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"}",
-         SYNC_USER, ECHO_KEEP},
-        {"F: sync replaces the phone list", MSG_EVENT_UPDATE,
-         "{\"phoneNumber\":\"+495119\",\"phoneNumberData\":[{\"phoneNumber\":\"+495119\","
-         "\"type\":\"Office\",\"primary\":true}],\"modifiedById\":\"6b0f2ac93ac0e6b02\","
-         "\"modifiedByName\":\"sync\",\"id\":\"6b0f2b2286d443271\"}",
-         SYNC_USER, ECHO_BY_SYNC_USER},
         /* 07c: "an update of only syncRetryCount contains {syncRetryCount, modifiedById,
          * modifiedByName, id}" */
         {"07c: sync writes syncRetryCount", MSG_EVENT_UPDATE,
@@ -112,8 +72,6 @@ static void test_echo_table(void **state)
         {"create carrying sync fields only", MSG_EVENT_CREATE,
          "{\"id\":\"x\",\"syncStatus\":\"pending_sync\",\"versionNumber\":1}", SYNC_USER,
          ECHO_KEEP},
-        {"delete (07 J, by the sync user)", MSG_EVENT_DELETE, "{\"id\":\"6b0f2b28233267a08\"}",
-         SYNC_USER, ECHO_KEEP},
         {"delete with modifiedById", MSG_EVENT_DELETE,
          "{\"id\":\"x\",\"modifiedById\":\"6b0f2ac93ac0e6b02\"}", SYNC_USER, ECHO_KEEP},
     };
@@ -131,27 +89,59 @@ static void test_echo_table(void **state)
     }
 }
 
-/* The recorded update delivery as EspoCRM sent it: the person's two records stay, the sync's
- * two are echoes. */
-static void test_recorded_update_delivery(void **state)
+/* The records as EspoCRM delivered them (07_webhooks.json): of the update delivery the person's
+ * two records stay and the sync's two are echoes; before the sync user is known nothing of it is
+ * dropped, every record carrying a person's field (vorname, phoneNumberData). */
+struct recorded_case {
+    const char *path; /* the delivery */
+    size_t record;    /* index in its body */
+    const char *name;
+    enum msg_event event;
+    const char *sync_user; /* NULL: not known yet */
+    enum echo_verdict want;
+};
+
+static void test_recorded_deliveries(void **state)
 {
     (void)state;
-    static const enum echo_verdict want[] = {ECHO_KEEP, ECHO_BY_SYNC_USER, ECHO_KEEP,
-                                             ECHO_BY_SYNC_USER};
-    json_t *body = json_loads(RECORDED_UPDATE, 0, NULL);
-    assert_non_null(body);
-    assert_int_equal(json_array_size(body), 4);
-    for (size_t i = 0; i < 4; i++) {
-        enum echo_verdict got = echo_classify(MSG_EVENT_UPDATE, json_array_get(body, i), SYNC_USER);
-        if (got != want[i])
-            fail_msg("record %zu: got %s, want %s", i, echo_verdict_name(got),
-                     echo_verdict_name(want[i]));
+    static const struct recorded_case cases[] = {
+        /* /hook/update: B ui edits vorname, C sync writes vorname + status, E ui adds a phone,
+         * F sync replaces the phone list (D, the sync's no-op PUT, sent no event: db_note) */
+        {"/hook/update", 0, "B: ui edits vorname", MSG_EVENT_UPDATE, SYNC_USER, ECHO_KEEP},
+        {"/hook/update", 1, "C: sync writes vorname + status", MSG_EVENT_UPDATE, SYNC_USER,
+         ECHO_BY_SYNC_USER},
+        {"/hook/update", 2, "E: ui adds a phone", MSG_EVENT_UPDATE, SYNC_USER, ECHO_KEEP},
+        {"/hook/update", 3, "F: sync replaces the phone list", MSG_EVENT_UPDATE, SYNC_USER,
+         ECHO_BY_SYNC_USER},
+        {"/hook/update", 0, "B before the sync user is known", MSG_EVENT_UPDATE, NULL, ECHO_KEEP},
+        {"/hook/update", 1, "C before the sync user is known: vorname is no sync field",
+         MSG_EVENT_UPDATE, NULL, ECHO_KEEP},
+        {"/hook/update", 2, "E before the sync user is known", MSG_EVENT_UPDATE, NULL, ECHO_KEEP},
+        {"/hook/update", 3, "F before the sync user is known", MSG_EVENT_UPDATE, NULL, ECHO_KEEP},
+        /* create and delete records are never dropped */
+        {"/hook/delete", 1, "delete (07 J, by the sync user)", MSG_EVENT_DELETE, SYNC_USER,
+         ECHO_KEEP},
+    };
+    json_t *c = rec_case("07_webhooks.json");
+    struct rec_delivery update = rec_delivery(c, "/hook/update");
+    json_t *records = json_loads(update.body, 0, NULL);
+    assert_non_null(records);
+    assert_int_equal(json_array_size(records), 4);
+    json_decref(records);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct recorded_case *k = &cases[i];
+        struct rec_delivery d = rec_delivery(c, k->path);
+        json_t *body = json_loads(d.body, 0, NULL);
+        json_t *rec = json_array_get(body, k->record);
+        if (!json_is_object(rec))
+            fail_msg("%s: %s has no record %zu", k->name, k->path, k->record);
+        enum echo_verdict got = echo_classify(k->event, rec, k->sync_user);
+        json_decref(body);
+        if (got != k->want)
+            fail_msg("%s: got %s, want %s", k->name, echo_verdict_name(got),
+                     echo_verdict_name(k->want));
     }
-    /* before the sync user is known nothing of it is dropped: every record carries a person's
-     * field (vorname, phoneNumberData) */
-    for (size_t i = 0; i < 4; i++)
-        assert_int_equal(echo_classify(MSG_EVENT_UPDATE, json_array_get(body, i), NULL), ECHO_KEEP);
-    json_decref(body);
+    json_decref(c);
 }
 
 static void test_not_an_object_is_kept(void **state)
@@ -170,7 +160,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_table),
-        cmocka_unit_test(test_recorded_update_delivery),
+        cmocka_unit_test(test_recorded_deliveries),
         cmocka_unit_test(test_not_an_object_is_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

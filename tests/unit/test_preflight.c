@@ -1,7 +1,8 @@
 /* test_preflight.c: the worker's start-up check of the EspoCRM side (worker/preflight.c, SPEC §6,
  * §5.5) against the recorded answers of a real EspoCRM 9.1.5 (12_metadata, 01_app_user) and
- * against the same answers with a piece missing. */
+ * against the same answers with a piece missing (read through tests/support/recorded.h). */
 #include "preflight.h"
+#include "recorded.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,27 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CONTRACTS VMH_SOURCE_DIR "/../shared/contracts/espocrm-9.1.5/"
-
-/* The response body of step `step` of a recorded case. New reference. */
-static json_t *recorded(const char *file, size_t step)
-{
-    json_error_t e;
-    json_t *c = json_load_file(file, 0, &e);
-    if (!c)
-        fail_msg("%s: %s", file, e.text);
-    json_t *body = json_object_get(
-        json_object_get(json_array_get(json_object_get(c, "steps"), step), "response"), "body");
-    json_incref(body);
-    json_decref(c);
-    assert_non_null(body);
-    return body;
-}
-
 /* The recorded entityDefs with advowareSyncBaseline added (the recording predates SPEC v2). */
 static json_t *defs_v2(void)
 {
-    json_t *defs = recorded(CONTRACTS "12_metadata.json", 0);
+    json_t *defs = rec_response_body("12_metadata.json", 0);
     json_object_set_new(json_object_get(defs, "fields"), "advowareSyncBaseline",
                         json_pack("{s:s}", "type", "text"));
     return defs;
@@ -51,7 +35,7 @@ static void test_recorded_instance(void **state)
 {
     (void)state;
     struct preflight p = {0};
-    json_t *defs = recorded(CONTRACTS "12_metadata.json", 0);
+    json_t *defs = rec_response_body("12_metadata.json", 0);
     preflight_check_defs(defs, &p);
     /* Recorded before SPEC v2: exactly the baseline field is missing, and named. */
     assert_int_equal(p.nproblems, 1);
@@ -122,7 +106,7 @@ static void test_app_user(void **state)
 {
     (void)state;
     struct preflight p = {0};
-    json_t *user = recorded(CONTRACTS "01_app_user.json", 0);
+    json_t *user = rec_response_body("01_app_user.json", 0);
     preflight_check_user(user, &p);
     assert_int_equal(p.nproblems, 0);
     assert_string_equal(p.user_id, "6b0f2ac93ac0e6b02");

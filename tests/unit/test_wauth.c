@@ -1,7 +1,7 @@
 /* test_wauth.c: webhook signature verification (producer/wauth.c, SPEC §3.1), first against the
- * deliveries a real EspoCRM 9.1.5 sent (contracts/espocrm-9.1.5/07_webhooks.json, "deliveries":
+ * deliveries a real EspoCRM 9.1.5 sent, read from the recording (07_webhooks.json "deliveries":
  * body_raw, both signature headers, the webhooks' secretKeys: throwaway test values kept so the
- * signatures can be checked), then a table of wrong ones. */
+ * signatures can be checked; tests/support/recorded.h), then a table of wrong ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,78 +12,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recorded.h"
 #include "wauth.h"
 
-/* ---- recorded: 07_webhooks.json, deliveries[0..3] ----------------------------------------- */
+/* ---- recorded: 07_webhooks.json, every delivery ------------------------------------------- */
+
+#define MAX_RECORDED 8
 
 struct recorded {
-    const char *path;
-    const char *webhook_id, *secret_key; /* webhooks.<name>.id / .secretKey */
-    const char *body;                    /* body_raw, byte for byte */
-    const char *signature, *x_signature; /* headers.Signature / headers.X-Signature */
+    json_t *c; /* the case; every delivery string points into it */
+    struct rec_delivery d[MAX_RECORDED];
+    size_t n;
 };
 
-static const struct recorded RECORDED[] = {
-    {"/hook/create", "6b0f2b2223d6fb57c", "03e18b9333dea565e2ed3d218379274c",
-     "[{\"id\":\"6b0f2b2286d443271\",\"name\":\"Hook GmbH\",\"deleted\":false,\"phoneNumbe"
-     "r\":\"+495111\",\"createdAt\":\"2026-12-01 20:16:34\",\"modifiedAt\":\"2026-12-01 20"
-     ":16:34\",\"vorname\":\"Hans\",\"syncStatus\":\"pending_sync\",\"emailAddressIsOptedO"
-     "ut\":false,\"emailAddressIsInvalid\":false,\"phoneNumberIsOptedOut\":false,\"phoneNu"
-     "mberIsInvalid\":false,\"streamUpdatedAt\":\"2026-12-01 20:16:34\",\"phoneNumberData\""
-     ":[{\"phoneNumber\":\"+495111\",\"type\":\"Office\",\"primary\":true}],\"createdById\""
-     ":\"6b0f2ac9736e4ce24\",\"assignedUserId\":\"6b0f2ac9736e4ce24\",\"assignedUserName\""
-     ":\"Ui Human\",\"isFollowed\":true,\"versionNumber\":1},{\"id\":\"6b0f2b27edeb454f5\""
-     ",\"name\":\"Sync-Created GmbH\",\"deleted\":false,\"createdAt\":\"2026-12-01 20:16:3"
-     "9\",\"modifiedAt\":\"2026-12-01 20:16:39\",\"syncStatus\":\"pending_sync\",\"emailAd"
-     "dressIsOptedOut\":false,\"emailAddressIsInvalid\":false,\"phoneNumberIsOptedOut\":fa"
-     "lse,\"phoneNumberIsInvalid\":false,\"streamUpdatedAt\":\"2026-12-01 20:16:39\",\"cre"
-     "atedById\":\"6b0f2ac93ac0e6b02\",\"isFollowed\":false,\"versionNumber\":1},{\"id\":\""
-     "6b0f2b28233267a08\",\"name\":\"Del by sync\",\"deleted\":false,\"createdAt\":\"2026-"
-     "12-01 20:16:40\",\"modifiedAt\":\"2026-12-01 20:16:40\",\"syncStatus\":\"pending_syn"
-     "c\",\"emailAddressIsOptedOut\":false,\"emailAddressIsInvalid\":false,\"phoneNumberIs"
-     "OptedOut\":false,\"phoneNumberIsInvalid\":false,\"streamUpdatedAt\":\"2026-12-01 20:"
-     "16:40\",\"createdById\":\"6b0f2ac93ac0e6b02\",\"isFollowed\":false,\"versionNumber\""
-     ":1}]",
-     "NmIwZjJiMjIyM2Q2ZmI1N2M6YTFlZTNjOWUzNTMzYWUyZTUyZTZiYjZhZmM4MjE0ZTJlMzkxYzFlN2VhNmQxMzky"
-     "MTFlNzFmZjE3OTA2MTZkNg==",
-     "NmIwZjJiMjIyM2Q2ZmI1N2M6oe48njUzri5S5rtq/IIU4uORwefqbROSEecf8XkGFtY="},
-    {"/hook/update", "6b0f2b221bb0670a8", "ddafa973e2867cc58212b4b503a3f26e",
-     "[{\"vorname\":\"Hans-UI\",\"syncStatus\":\"dirty\",\"modifiedById\":\"6b0f2ac9736e4c"
-     "e24\",\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"},{\"vorname\":\"H"
-     "ans-Sync\",\"advowareLastSync\":\"2026-12-01 10:00:00\",\"syncStatus\":\"clean\",\"m"
-     "odifiedById\":\"6b0f2ac93ac0e6b02\",\"modifiedByName\":\"sync\",\"id\":\"6b0f2b2286d"
-     "443271\"},{\"phoneNumberData\":[{\"phoneNumber\":\"+495111\",\"type\":\"Office\",\"p"
-     "rimary\":true},{\"phoneNumber\":\"+495112\",\"type\":\"Mobile\"}],\"modifiedById\":\""
-     "6b0f2ac9736e4ce24\",\"modifiedByName\":\"Ui Human\",\"id\":\"6b0f2b2286d443271\"},{\""
-     "phoneNumber\":\"+495119\",\"phoneNumberData\":[{\"phoneNumber\":\"+495119\",\"type\""
-     ":\"Office\",\"primary\":true}],\"modifiedById\":\"6b0f2ac93ac0e6b02\",\"modifiedByNa"
-     "me\":\"sync\",\"id\":\"6b0f2b2286d443271\"}]",
-     "NmIwZjJiMjIxYmIwNjcwYTg6NGExZjY4NzAzNzMzODMxMzc2ZWIxMTQ1YjliNDM4Y2IxOTAwNDFmZWNlNWMxMjVm"
-     "ZGFkOTdkYzBkYzYzYmM3NQ==",
-     "NmIwZjJiMjIxYmIwNjcwYTg6Sh9ocDczgxN26xFFubQ4yxkAQf7OXBJf2tl9wNxjvHU="},
-    {"/hook/field-vorname", "6b0f2b22338fca506", "570b1fa8186bf41d946a5340039bfcee",
-     "[{\"id\":\"6b0f2b2286d443271\",\"vorname\":\"Hans-UI\"},{\"id\":\"6b0f2b2286d443271\""
-     ",\"vorname\":\"Hans-Sync\"}]",
-     "NmIwZjJiMjIzMzhmY2E1MDY6MThhZTZmOWRiZjA3ODc5MTE2NGRiNjE2ODBjOThjMjRmNmQxNGJhOWQ3ZjU3NjI4"
-     "OThkMDdkY2FlZmVmMGY1OQ==",
-     "NmIwZjJiMjIzMzhmY2E1MDY6GK5vnb8Hh5EWTbYWgMmMJPbRS6nX9XYomNB9yu/vD1k="},
-    {"/hook/delete", "6b0f2b222c213ebfd", "0bd9f1e9bb7ebbed697f7556532e6afd",
-     "[{\"id\":\"6b0f2b27edeb454f5\"},{\"id\":\"6b0f2b28233267a08\"}]",
-     "NmIwZjJiMjIyYzIxM2ViZmQ6ZmMxMWZlOWZjOTFmNjcwN2FkYjhlN2FiZDNmYzYzMTkzOWI4ZDNkMmUwZjhkYzg3"
-     "ODQwYzQzN2VmYjExZGYwMQ==",
-     "NmIwZjJiMjIyYzIxM2ViZmQ6/BH+n8kfZwetuOer0/xjGTm409Lg+NyHhAxDfvsR3wE="},
-};
-#define NRECORDED (sizeof RECORDED / sizeof RECORDED[0])
+static void recorded_load(struct recorded *r)
+{
+    r->c = rec_case("07_webhooks.json");
+    r->n = rec_deliveries(r->c, r->d, MAX_RECORDED);
+    assert_int_equal(r->n, 4); /* create, update, field-vorname, delete */
+}
 
-/* WEBHOOK_SECRETS as an operator would write it for the four recorded webhooks, with the
- * whitespace around items that the SPEC says is ignored. */
-static struct wauth *recorded_secrets(void)
+/* WEBHOOK_SECRETS as an operator would write it for the recorded webhooks, with the whitespace
+ * around items that the SPEC says is ignored. */
+static struct wauth *recorded_secrets(const struct recorded *r)
 {
     char list[1024];
     size_t n = 0;
-    for (size_t i = 0; i < NRECORDED; i++)
+    for (size_t i = 0; i < r->n; i++)
         n += (size_t)snprintf(list + n, sizeof list - n, "%s %s:%s\n", i ? "," : "",
-                              RECORDED[i].webhook_id, RECORDED[i].secret_key);
+                              r->d[i].webhook_id, r->d[i].secret_key);
+    assert_true(n < sizeof list);
     char err[128] = "";
     struct wauth *a = wauth_parse(list, err, sizeof err);
     if (!a)
@@ -94,10 +52,11 @@ static struct wauth *recorded_secrets(void)
 static void test_recorded_deliveries_verify(void **state)
 {
     (void)state;
-    struct wauth *a = recorded_secrets();
-    for (size_t i = 0; i < NRECORDED; i++) {
-        const struct recorded *r = &RECORDED[i];
-        size_t len = strlen(r->body);
+    struct recorded rec;
+    recorded_load(&rec);
+    struct wauth *a = recorded_secrets(&rec);
+    for (size_t i = 0; i < rec.n; i++) {
+        const struct rec_delivery *r = &rec.d[i];
         struct {
             const char *what, *signature, *x_signature;
         } forms[] = {
@@ -108,24 +67,25 @@ static void test_recorded_deliveries_verify(void **state)
         };
         for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
             enum wauth_result got =
-                wauth_verify(a, forms[f].signature, forms[f].x_signature, r->body, len);
+                wauth_verify(a, forms[f].signature, forms[f].x_signature, r->body, r->len);
             if (got != WAUTH_OK)
                 fail_msg("%s, %s: %s", r->path, forms[f].what, wauth_result_name(got));
         }
     }
     wauth_free(a);
+    json_decref(rec.c);
 }
 
 /* wauth_sign computes exactly what EspoCRM sent. */
 static void test_sign_reproduces_recorded_headers(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < NRECORDED; i++) {
-        const struct recorded *r = &RECORDED[i];
-        char *sig =
-            wauth_sign(WAUTH_SIGNATURE, r->webhook_id, r->secret_key, r->body, strlen(r->body));
-        char *xsig =
-            wauth_sign(WAUTH_X_SIGNATURE, r->webhook_id, r->secret_key, r->body, strlen(r->body));
+    struct recorded rec;
+    recorded_load(&rec);
+    for (size_t i = 0; i < rec.n; i++) {
+        const struct rec_delivery *r = &rec.d[i];
+        char *sig = wauth_sign(WAUTH_SIGNATURE, r->webhook_id, r->secret_key, r->body, r->len);
+        char *xsig = wauth_sign(WAUTH_X_SIGNATURE, r->webhook_id, r->secret_key, r->body, r->len);
         assert_non_null(sig);
         assert_non_null(xsig);
         assert_string_equal(sig, r->signature);
@@ -133,31 +93,33 @@ static void test_sign_reproduces_recorded_headers(void **state)
         free(sig);
         free(xsig);
     }
+    json_decref(rec.c);
 }
 
 /* Signature is taken when present: a right X-Signature does not rescue a wrong Signature. */
 static void test_signature_preferred_over_x_signature(void **state)
 {
     (void)state;
-    struct wauth *a = recorded_secrets();
-    const struct recorded *upd = &RECORDED[1], *del = &RECORDED[3];
+    struct recorded rec;
+    recorded_load(&rec);
+    struct wauth *a = recorded_secrets(&rec);
+    struct rec_delivery upd = rec_delivery(rec.c, "/hook/update");
+    struct rec_delivery del = rec_delivery(rec.c, "/hook/delete");
     /* the delete webhook's Signature over the update body: right form, wrong MAC */
-    assert_int_equal(
-        wauth_verify(a, del->signature, upd->x_signature, upd->body, strlen(upd->body)),
-        WAUTH_BAD_MAC);
+    assert_int_equal(wauth_verify(a, del.signature, upd.x_signature, upd.body, upd.len),
+                     WAUTH_BAD_MAC);
     /* an X-Signature value in the Signature header: raw bytes where hex belongs */
-    assert_int_equal(wauth_verify(a, upd->x_signature, NULL, upd->body, strlen(upd->body)),
-                     WAUTH_BAD_MAC);
+    assert_int_equal(wauth_verify(a, upd.x_signature, NULL, upd.body, upd.len), WAUTH_BAD_MAC);
     /* and a Signature value in X-Signature: hex where raw bytes belong */
-    assert_int_equal(wauth_verify(a, NULL, upd->signature, upd->body, strlen(upd->body)),
-                     WAUTH_BAD_MAC);
+    assert_int_equal(wauth_verify(a, NULL, upd.signature, upd.body, upd.len), WAUTH_BAD_MAC);
     /* one byte of the body changed */
-    char *body = strdup(upd->body);
+    char *body = strdup(upd.body);
     body[3] ^= 1;
-    assert_int_equal(wauth_verify(a, upd->signature, NULL, body, strlen(body)), WAUTH_BAD_MAC);
-    assert_int_equal(wauth_verify(a, NULL, upd->x_signature, body, strlen(body)), WAUTH_BAD_MAC);
+    assert_int_equal(wauth_verify(a, upd.signature, NULL, body, upd.len), WAUTH_BAD_MAC);
+    assert_int_equal(wauth_verify(a, NULL, upd.x_signature, body, upd.len), WAUTH_BAD_MAC);
     free(body);
     wauth_free(a);
+    json_decref(rec.c);
 }
 
 /* ---- WEBHOOK_SECRETS ---------------------------------------------------------------------- */
