@@ -222,6 +222,26 @@ int lock_release(struct redis_client *c, const struct lock_held *h, char *err, s
     return run_owner_script(c, &release_script, "release", h, 1, args, err, errlen);
 }
 
+int lock_check(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen)
+{
+    char rerr[256];
+    util_err_reset(err, errlen);
+    if (!held_ok(c, h)) {
+        util_err(err, errlen, "lock check: bad arguments (client, key, token)");
+        return -1;
+    }
+    redisReply *reply = redis_command(c, rerr, sizeof rerr, "GET %s", h->key);
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        util_err(err, errlen, "lock %s: check: %s", h->entity_id, reply ? reply->str : rerr);
+        if (reply)
+            freeReplyObject(reply);
+        return -1;
+    }
+    int rc = reply->type == REDIS_REPLY_STRING && strcmp(reply->str, h->token) == 0;
+    freeReplyObject(reply);
+    return rc;
+}
+
 int lock_renew(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen)
 {
     char ttl[24];

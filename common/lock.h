@@ -62,6 +62,10 @@ enum lock_result lock_acquire(struct redis_client *c, const char *entity_id, lon
  * ours any more (expired or taken over), -1 with err on a Redis error or bad arguments. */
 int lock_release(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen);
 
+/* Whether h->key still holds h->token (a run checks before each write, SPEC §5.3): 1 held, 0 not
+ * ours any more, -1 with err on a Redis error or bad arguments. */
+int lock_check(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen);
+
 /* Lua compare-and-pexpire of h->key to h->ttl_ms: 1 renewed, 0 not ours any more, -1 with err
  * on a Redis error or bad arguments. */
 int lock_renew(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen);

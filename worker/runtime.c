@@ -489,6 +489,19 @@ bool wk_lock_lost(struct wk_ctx *ctx)
     return lock_renewer_lost(ctx->rt->renewer, ctx->lock_id);
 }
 
+int wk_lock_check(struct wk_ctx *ctx)
+{
+    if (wk_lock_lost(ctx))
+        return 0;
+    if (!ctx->held)
+        return 1;
+    char err[256];
+    int rc = lock_check(ctx->redis, ctx->held, err, sizeof err);
+    if (rc < 0)
+        log_warn("entity lock could not be checked", LOG_STR("error", err));
+    return rc;
+}
+
 bool wk_stopping(struct wk_ctx *ctx)
 {
     return atomic_load(&ctx->rt->stop);
@@ -568,7 +581,8 @@ static enum ex_result ex_run(void *ud, unsigned thread, const char *key, struct 
                          .redis = rc,
                          .attempt = attempt,
                          .rt = rt,
-                         .lock_id = lock_renewer_add(rt->renewer, &held)};
+                         .lock_id = lock_renewer_add(rt->renewer, &held),
+                         .held = &held};
     enum wk_result r = h->run(h->ud, &ctx, key, ev, n);
     if (ev != evbuf)
         free(ev);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "lock.h"
 #include "metrics.h"
 #include "msg.h"
 #include "redis.h"
@@ -38,6 +39,7 @@ struct wk_ctx {
     long long retry_after_ms;   /* set by the handler with WK_RETRY */
     struct wk_runtime *rt;
     unsigned long lock_id;
+    const struct lock_held *held; /* the entity's lock this run holds */
 };
 
 enum wk_result { WK_DONE, WK_RETRY };
@@ -65,6 +67,10 @@ struct wk_handler {
 /* True once the entity's lock was found taken over during this run (it outlived LOCK_TTL_MS
  * without renewal): a careful handler checks this before its final write. */
 bool wk_lock_lost(struct wk_ctx *ctx);
+
+/* Whether the run still holds its entity's lock, asked of Redis (a run checks before each write,
+ * SPEC §5.3): 1 held, 0 lost (taken over after it expired), -1 Redis error (do not write). */
+int wk_lock_check(struct wk_ctx *ctx);
 
 /* True once shutdown has begun: a long handler may give up early with WK_RETRY. */
 bool wk_stopping(struct wk_ctx *ctx);

@@ -64,6 +64,7 @@ enum step {
     STEP_ESPO_DOWN,
     STEP_CONFLICT,
     STEP_UNCERTAIN, /* a create whose outcome is unknown (SPEC §5.3) */
+    STEP_LOCK_LOST, /* the entity's lock was taken over: stop, write nothing */
 };
 
 /* ---- set-up -------------------------------------------------------------------------- */
@@ -245,6 +246,19 @@ void sync_thread_fini(void *ud, void *thread_ud)
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
+
+/* SPEC §5.3: a run checks that it still holds its lock before each write; one that lost it
+ * stops without writing (the new holder syncs the party). A Redis error: retried. */
+static enum step lock_step(struct run *r)
+{
+    int held = wk_lock_check(r->ctx);
+    if (held > 0)
+        return STEP_OK;
+    snprintf(r->err, sizeof r->err, "%s",
+             held == 0 ? "entity lock lost; stopped before writing"
+                       : "entity lock not checked (redis); stopped before writing");
+    return held == 0 ? STEP_LOCK_LOST : STEP_ESPO_DOWN;
+}
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -432,7 +446,9 @@ static void skipped(struct run *r, const struct ksync *ks)
 static enum step kommunikation(struct run *r, struct ksync *ks)
 {
     bool transient = false;
-    enum step s = STEP_OK;
+    enum step s = ksync_planned(ks) ? lock_step(r) : STEP_OK;
+    if (s != STEP_OK)
+        return s;
     if (ksync_planned(ks) &&
         ksync_run(ks, r->t->advo, r->betnr, &transient, r->err, sizeof r->err) != 0)
         s = transient ? STEP_TRANSIENT : STEP_PERMANENT;
@@ -491,6 +507,10 @@ static enum step create(struct run *r)
         plan_kommunikation(r, NULL, true, true, &s); /* the new record has no entries */
     if (!ks)
         return s;
+    if ((s = lock_step(r)) != STEP_OK) {
+        ksync_free(ks);
+        return s;
+    }
     st_format_espo(now_s(), r->since, sizeof r->since);
     if (links_mark_creating(r->ctx->redis, r->id, r->since, r->err, sizeof r->err) != 0) {
         ksync_free(ks);
@@ -603,6 +623,8 @@ static enum step update(struct run *r)
     if (s == STEP_OK)
         ks = plan_kommunikation(r, json_object_get(advo, "kommunikation"), false,
                                 cmp_espo_changed(&in), &s);
+    if (s == STEP_OK && push)
+        s = lock_step(r);
     if (s == STEP_OK && push) { /* the merged state: EspoCRM's edits, Advoware's pulled fields */
         json_t *body = merge_advo_body(&m);
         int rc = body ? advo_put_beteiligte(r->t->advo, r->betnr, body, &status, &out, r->err,
@@ -648,6 +670,9 @@ static enum step final_put(struct run *r)
     long status = 0;
     json_t *out = NULL;
     char err[256];
+    enum step held = lock_step(r);
+    if (held != STEP_OK)
+        return held;
     if (espo_put(r->t->espo, r->id, r->put, r->version, &status, &out, err, sizeof err) != 0) {
         snprintf(r->err, sizeof r->err, "EspoCRM PUT: %s", err);
         return STEP_ESPO_DOWN;
@@ -903,7 +928,7 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         log_info("entity changed during the run; starting over", LOG_STR("entity_id", entity_id));
     }
     static const char *const results[] = {"ok",        "transient", "permanent", "gone",
-                                          "espo_down", "conflict",  "uncertain"};
+                                          "espo_down", "conflict",  "uncertain", "lock_lost"};
     metric_observe(conf->duration, (double)(util_monotonic_ms() - t0) / 1000.0,
                    merge_case_name(r.scase), results[s]);
     if (s == STEP_ESPO_DOWN)

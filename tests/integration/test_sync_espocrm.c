@@ -296,6 +296,56 @@ static void test_uncertain_create_is_never_repeated(void **state)
     redis_client_free(rc);
 }
 
+/* SPEC §5.3: a run checks that it still holds its lock before each write. Here the lock is
+ * taken over while the run waits for Advoware (as after an expiry): the run stops and writes
+ * nothing; the party is synced by the next run. */
+static void test_run_that_lost_its_lock_writes_nothing(void **state)
+{
+    (void)state;
+    char id[64], port[16], key[128];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Schloss GmbH\"}", id, sizeof id, &betnr, &v);
+    snprintf(port, sizeof port, "%d", ss.redis.port);
+    snprintf(key, sizeof key, "sync_lock:cbeteiligte:%s", id);
+    char url[160];
+    snprintf(url, sizeof url, "%s/_sim/faults", ss.advo.url);
+    assert_int_equal(th_http("POST", url, NULL,
+                             "{\"method\":\"GET\",\"route\":\"" A_ONE "\",\"delay_ms\":1500,"
+                             "\"count\":1}",
+                             NULL),
+                     200);
+    struct ss_calls before;
+    ss_snapshot(&before);
+    double done = messages_done();
+    ss_ui_update(id, "{\"vorname\":\"Verloren\"}");
+    /* the run holds the lock while Advoware delays its answer: another holder takes it over */
+    char out[256];
+    bool ok;
+    const char *get[] = {"/usr/bin/redis-cli", "-p", port, "GET", key, NULL};
+    TH_WAIT(ok, th_run(get, NULL, out, sizeof out, 5000) == 0 && strchr(out, ':') != NULL, 10000);
+    assert_true(ok);
+    const char *set[] = {"/usr/bin/redis-cli", "-p", port, "SET", key, "another-worker:1", NULL};
+    assert_int_equal(th_run(set, NULL, out, sizeof out, 5000), 0);
+    TH_WAIT(ok, messages_done() >= done + 1, 30000);
+    assert_true(ok);
+    struct ss_calls now;
+    ss_snapshot(&now);
+    assert_int_equal(now.a_put, before.a_put); /* nothing written on either side */
+    assert_int_equal(now.e_put, before.e_put);
+    json_t *a = ss_advo_state(betnr);
+    assert_string_not_equal(ss_str(a, "vorname"), "Verloren");
+    json_decref(a);
+
+    /* the other holder is gone (its lock expired): the next run syncs the edit */
+    const char *del[] = {"/usr/bin/redis-cli", "-p", port, "DEL", key, NULL};
+    assert_int_equal(th_run(del, NULL, out, sizeof out, 5000), 0);
+    ss_sync_check(id, "dirty");
+    json_decref(ss_wait_status(id, "clean", v));
+    a = ss_advo_state(betnr);
+    assert_string_equal(ss_str(a, "vorname"), "Verloren");
+    json_decref(a);
+}
+
 /* SPEC §5.3: the deletion notice marks the link deleted only once it went through. */
 static void test_deletion_notice_is_sent_again_when_it_failed(void **state)
 {
@@ -348,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_edit_after_failure_restarts_retry_count),
         cmocka_unit_test(test_status_write_409_is_written_again),
         cmocka_unit_test(test_uncertain_create_is_never_repeated),
+        cmocka_unit_test(test_run_that_lost_its_lock_writes_nothing),
         cmocka_unit_test(test_deletion_notice_is_sent_again_when_it_failed),
         cmocka_unit_test(test_refused_final_put_leaves_a_readable_status),
     };
