@@ -156,7 +156,10 @@ struct ksync *ksync_new(const struct ksync_in *in)
         .nphone_types = ks->ntypes,
         .default_type = ks->default_type,
     };
-    ks->planned = komm_needs_plan(&ks->in);
+    /* An Advoware answer without a kommunikation list (missing or not an array) says nothing
+     * about the entries: the Kommunikation part is skipped, nothing is deleted or added
+     * (issue 13; a create has no entries yet by definition). */
+    ks->planned = (in->create || json_is_array(in->advo_list)) && komm_needs_plan(&ks->in);
     if (ks->planned && komm_plan_make(&ks->in, &ks->plan) != 0) {
         ksync_free(ks);
         return NULL;

@@ -19,7 +19,9 @@
 
 struct ksync_in {
     const json_t *entity;    /* the EspoCRM GET: phoneNumberData, emailAddressData, hash */
-    const json_t *advo_list; /* the Advoware record's kommunikation[]; NULL: none yet */
+    const json_t *advo_list; /* the Advoware record's kommunikation[]; NULL: none yet (create);
+                                an update whose record lacks the list (or has no array) plans
+                                nothing: missing is not empty */
     bool create;             /* a CREATE: initial whatever the entity says */
     bool espo_changed;
     enum komm_dir dir;

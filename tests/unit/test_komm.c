@@ -1060,6 +1060,32 @@ static void test_ksync_skip(void **state)
     json_decref(entity);
 }
 
+/* An Advoware answer without a kommunikation array is not an empty list: nothing is planned,
+ * nothing written (EspoCRM's entries are not deleted, nothing is posted again). */
+static void test_ksync_missing_list(void **state)
+{
+    (void)state;
+    json_t *entity = json_pack("{s:s,s:[{s:s,s:s,s:b}],s:[]}", "kommunikationHash",
+                               "0000000000000000", "phoneNumberData", "phoneNumber", "+4951112345",
+                               "type", "Office", "primary", 1, "emailAddressData");
+    json_t *not_array = json_pack("{s:s}", "unexpected", "shape");
+    const json_t *lists[] = {NULL, not_array};
+    for (size_t i = 0; i < 2; i++) {
+        struct ksync_in in = {
+            .entity = entity, .advo_list = lists[i], .espo_changed = true, .dir = KOMM_BOTH};
+        struct ksync *ks = ksync_new(&in);
+        assert_non_null(ks);
+        assert_false(ksync_planned(ks));
+        json_t *put = json_object();
+        ksync_fill_put(ks, put);
+        assert_int_equal(json_object_size(put), 0);
+        json_decref(put);
+        ksync_free(ks);
+    }
+    json_decref(not_array);
+    json_decref(entity);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1071,6 +1097,7 @@ int main(void)
         cmocka_unit_test(test_phone_limit),
         cmocka_unit_test(test_skip_and_validation),
         cmocka_unit_test(test_ksync_skip),
+        cmocka_unit_test(test_ksync_missing_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
