@@ -147,6 +147,11 @@ static int enum_index(const char *choices, const char *s, long long *out)
     return -1;
 }
 
+/* A comma-separated list of durations (blanks around items ignored) into out; the count, or -1
+ * when an item is not a duration, lies outside [min, max], or there are none or too many. */
+static int parse_durations(const char *name, const char *s, long long min, long long max,
+                           long long *out, size_t outmax);
+
 /* "250" in the unit the name implies (_MS → ms, _S → s), or "250ms", "10s", "5m", "1h". */
 static int parse_duration(const char *name, const char *s, long long *out_ms)
 {
@@ -174,6 +179,35 @@ static int parse_duration(const char *name, const char *s, long long *out_ms)
         return -1;
     *out_ms = v * mult;
     return 0;
+}
+
+static int parse_durations(const char *name, const char *s, long long min, long long max,
+                           long long *out, size_t outmax)
+{
+    size_t n = 0;
+    const char *p = s;
+    for (;;) {
+        char item[32];
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len > 0 && isspace((unsigned char)*p)) {
+            p++;
+            len--;
+        }
+        while (len > 0 && isspace((unsigned char)p[len - 1]))
+            len--;
+        long long ms;
+        if (len == 0 || len >= sizeof item || n >= outmax)
+            return -1;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (parse_duration(name, item, &ms) != 0 || ms < min || ms > max)
+            return -1;
+        out[n++] = ms;
+        if (!comma)
+            return (int)n;
+        p = comma + 1;
+    }
 }
 
 int cfg_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
@@ -222,6 +256,8 @@ static const char *type_hint(const struct cfg_def *d)
         return "a number";
     case CFG_ENUM:
         return d->choices;
+    case CFG_DURATIONS:
+        return "a comma-separated list of durations (each a number, or with ms/s/m/h)";
     default:
         return "a non-empty string";
     }
@@ -249,6 +285,14 @@ static int convert(const struct cfg_def *d, struct cfg_value *v, char *err, size
     case CFG_DURATION:
         rc = parse_duration(d->name, s, &n);
         break;
+    case CFG_DURATIONS: {
+        long long list[CFG_DURATIONS_MAX];
+        rc = parse_durations(d->name, s, d->min, d->max ? d->max : LLONG_MAX, list,
+                             CFG_DURATIONS_MAX) > 0
+                 ? 0
+                 : -1;
+        break;
+    }
     case CFG_HOSTPORT: {
         char host[256];
         int port;
@@ -367,6 +411,15 @@ bool cfg_bool(const struct cfg *cfg, const char *name)
 long long cfg_duration_ms(const struct cfg *cfg, const char *name)
 {
     return lookup(cfg, name)->num;
+}
+
+size_t cfg_durations_ms(const struct cfg *cfg, const char *name, long long *out, size_t max)
+{
+    const struct cfg_value *v = lookup(cfg, name);
+    int n = v->text ? parse_durations(name, v->text, v->def->min,
+                                      v->def->max ? v->def->max : LLONG_MAX, out, max)
+                    : -1;
+    return n > 0 ? (size_t)n : 0;
 }
 
 double cfg_double(const struct cfg *cfg, const char *name)

@@ -20,15 +20,19 @@ enum cfg_user {
 };
 
 enum cfg_type {
-    CFG_STR,      /* any non-empty string */
-    CFG_INT,      /* decimal integer in [min, max] */
-    CFG_BOOL,     /* 1/0, true/false, yes/no, on/off */
-    CFG_DURATION, /* number in the unit the name ends in (_MS or _S), or with a suffix
-                     ms/s/m/h; kept in milliseconds; range [min, max] in ms */
-    CFG_HOSTPORT, /* host:port, port 0..65535 */
-    CFG_DOUBLE,   /* decimal number in [min, max] */
-    CFG_ENUM,     /* one of `choices` ("json|text"), case-insensitive */
+    CFG_STR,       /* any non-empty string */
+    CFG_INT,       /* decimal integer in [min, max] */
+    CFG_BOOL,      /* 1/0, true/false, yes/no, on/off */
+    CFG_DURATION,  /* number in the unit the name ends in (_MS or _S), or with a suffix
+                      ms/s/m/h; kept in milliseconds; range [min, max] in ms */
+    CFG_HOSTPORT,  /* host:port, port 0..65535 */
+    CFG_DOUBLE,    /* decimal number in [min, max] */
+    CFG_ENUM,      /* one of `choices` ("json|text"), case-insensitive */
+    CFG_DURATIONS, /* a comma-separated list of 1..CFG_DURATIONS_MAX durations ("1m,5m,15m"),
+                      each as CFG_DURATION, each in [min, max] ms */
 };
+
+#define CFG_DURATIONS_MAX 16
 
 struct cfg_def {
     const char *name;
@@ -62,6 +66,8 @@ long long cfg_int(const struct cfg *cfg, const char *name); /* CFG_ENUM: index o
 bool cfg_bool(const struct cfg *cfg, const char *name);
 long long cfg_duration_ms(const struct cfg *cfg, const char *name);
 double cfg_double(const struct cfg *cfg, const char *name);
+/* CFG_DURATIONS: the durations in ms into out (at most max); returns how many. */
+size_t cfg_durations_ms(const struct cfg *cfg, const char *name, long long *out, size_t max);
 /* host into a buffer (truncation is an error: -1), port into *port. 0 on success. */
 int cfg_hostport(const struct cfg *cfg, const char *name, char *host, size_t hostlen, int *port);
 

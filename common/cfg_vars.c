@@ -87,6 +87,10 @@ const struct cfg_def cfg_vars[] = {
         RANGE(0, 600000)),
     VAR("SHUTDOWN_DRAIN_MS", CFG_DURATION, "25000", W, "how long SIGTERM waits for running syncs",
         RANGE(0, 600000)),
+    VAR("SYNC_RETRY_BACKOFF", CFG_DURATIONS, "1m,5m,15m,60m,240m", W,
+        "wait after the 1st, 2nd, ... transient failure (the last entry for any later one); the "
+        "5th failure in a row is permanent (SPEC 5.6)",
+        RANGE(1000, 7 * DAY_MS)),
     VAR("SYNC_MARK_SYNCING", CFG_BOOL, "0", W,
         "write syncStatus=syncing at the start of each run (one more call)"),
     /* Operations */

@@ -6,11 +6,24 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The backoff table in seconds (SPEC §5.6 by default); set once at start. */
+static long long backoff_s[STATUS_BACKOFF_MAX] = {60, 300, 900, 3600, 14400};
+static size_t backoff_n = 5;
+
 long long status_backoff_s(long long n)
 {
-    static const long long minutes[] = {1, 5, 15, 60, 240};
-    long long i = n < 1 ? 0 : n > 5 ? 4 : n - 1;
-    return minutes[i] * 60;
+    size_t i = n < 1 ? 0 : (size_t)n > backoff_n ? backoff_n - 1 : (size_t)n - 1;
+    return backoff_s[i];
+}
+
+int status_set_backoff(const long long *ms, size_t n)
+{
+    if (n == 0 || n > STATUS_BACKOFF_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        backoff_s[i] = ms[i] <= 0 ? 1 : (ms[i] + 999) / 1000;
+    backoff_n = n;
+    return 0;
 }
 
 static json_t *datetime(long long t)

@@ -46,8 +46,14 @@ bool status_backoff_holds(const char *sync_status, long long next_retry, long lo
  * edited the party (dirty) since the last failure. */
 bool status_retry_restarts(const char *sync_status, bool auto_reset);
 
-/* Backoff of the n-th consecutive transient failure (n >= 1), in seconds: 1, 5, 15, 60, 240
- * minutes (the last value for any later n). */
+/* Backoff of the n-th consecutive transient failure (n >= 1), in seconds: by default 1, 5, 15,
+ * 60, 240 minutes (the last value for any later n). */
 long long status_backoff_s(long long n);
+
+/* Replaces the backoff table (SYNC_RETRY_BACKOFF; tests and chaos runs use seconds): n >= 1
+ * waits in ms, rounded up to whole seconds. Process-wide: call once at start, before threads.
+ * 0, or -1 (table unchanged) when n is 0 or over STATUS_BACKOFF_MAX. */
+#define STATUS_BACKOFF_MAX 16
+int status_set_backoff(const long long *ms, size_t n);
 
 #endif

@@ -96,6 +96,9 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
         .max_rps = cfg_double(cfg, "ADVOWARE_MAX_RPS"),
     };
     st_set_zone(cfg_str(cfg, "ADVOWARE_TZ"));
+    long long backoff[STATUS_BACKOFF_MAX];
+    status_set_backoff(backoff,
+                       cfg_durations_ms(cfg, "SYNC_RETRY_BACKOFF", backoff, STATUS_BACKOFF_MAX));
     if (phone_set_default_region(cfg_str(cfg, "PHONE_DEFAULT_COUNTRY")) != 0) {
         fprintf(stderr, "vmh-worker: PHONE_DEFAULT_COUNTRY: not a country libphonenumber knows "
                         "(ISO 3166 alpha-2, e.g. DE)\n");

@@ -72,6 +72,7 @@ static void test_bad_configuration_exits_2(void **state)
         {"vmh-worker", "LOG_LEVEL=loud", "LOG_LEVEL"},
         {"vmh-worker", "ESPOCRM_API_KEY_FILE=/nonexistent/key", "ESPOCRM_API_KEY"},
         {"vmh-worker", "PHONE_DEFAULT_COUNTRY=XX", "PHONE_DEFAULT_COUNTRY"},
+        {"vmh-worker", "SYNC_RETRY_BACKOFF=1m,soon", "SYNC_RETRY_BACKOFF"},
         {"vmh-producer", "REDIS_URL", "REDIS_URL"},
         {"vmh-producer", "WEBHOOK_LISTEN=nowhere", "WEBHOOK_LISTEN"},
         {"vmh-producer", "WEBHOOK_ALLOW_UNSIGNED", "WEBHOOK_SECRETS"},

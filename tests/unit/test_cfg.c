@@ -30,13 +30,14 @@ static const struct cfg_def defs[] = {
     VAR("T_RATE", CFG_DOUBLE, "0", "a number", .min = 0, .max = 100),
     VAR("T_FMT", CFG_ENUM, "json", "a choice", .choices = "json|text"),
     VAR("T_KEY", CFG_STR, NULL, "a secret", .secret = true),
+    VAR("T_BACKOFF", CFG_DURATIONS, "1m,5m", "durations", .min = 1000, .max = 86400000),
     {.name = "T_OTHER", .type = CFG_STR, .required = true, .users = CFG_PRODUCER, .help = "x"},
     {.name = NULL},
 };
 
 static const char *const all_vars[] = {"T_STR",     "T_OPT",     "T_INT",    "T_BOOL",
                                        "T_WAIT_MS", "T_EVERY_S", "T_LISTEN", "T_RATE",
-                                       "T_FMT",     "T_KEY",     "T_OTHER"};
+                                       "T_FMT",     "T_KEY",     "T_OTHER",  "T_BACKOFF"};
 
 static int clear_env(void **state)
 {
@@ -138,16 +139,31 @@ static void test_invalid_values(void **state)
 {
     (void)state;
     static const struct bad_case cases[] = {
-        {"T_INT", "0"},         {"T_INT", "11"},
-        {"T_INT", "5x"},        {"T_INT", ""},
-        {"T_INT", " 5"},        {"T_BOOL", "maybe"},
-        {"T_WAIT_MS", "-1"},    {"T_WAIT_MS", "10 s"},
-        {"T_WAIT_MS", "2d"},    {"T_EVERY_S", "0"},
-        {"T_EVERY_S", "999ms"}, {"T_LISTEN", "8080"},
-        {"T_LISTEN", ":80"},    {"T_LISTEN", "host:99999"},
-        {"T_RATE", "abc"},      {"T_RATE", "101"},
-        {"T_RATE", "nan"},      {"T_FMT", "xml"},
+        {"T_INT", "0"},
+        {"T_INT", "11"},
+        {"T_INT", "5x"},
+        {"T_INT", ""},
+        {"T_INT", " 5"},
+        {"T_BOOL", "maybe"},
+        {"T_WAIT_MS", "-1"},
+        {"T_WAIT_MS", "10 s"},
+        {"T_WAIT_MS", "2d"},
+        {"T_EVERY_S", "0"},
+        {"T_EVERY_S", "999ms"},
+        {"T_LISTEN", "8080"},
+        {"T_LISTEN", ":80"},
+        {"T_LISTEN", "host:99999"},
+        {"T_RATE", "abc"},
+        {"T_RATE", "101"},
+        {"T_RATE", "nan"},
+        {"T_FMT", "xml"},
         {"T_STR", ""},
+        {"T_BACKOFF", ""},
+        {"T_BACKOFF", "1m,,5m"},
+        {"T_BACKOFF", "1m,5x"},
+        {"T_BACKOFF", "500ms"},
+        {"T_BACKOFF", "1m,2d"},
+        {"T_BACKOFF", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         clear_env(NULL);
@@ -173,6 +189,15 @@ static void test_valid_values(void **state)
     setenv("T_RATE", "12.5", 1);
     setenv("T_FMT", "TEXT", 1);
     struct cfg *cfg = load_ok();
+    long long list[CFG_DURATIONS_MAX];
+    assert_int_equal(cfg_durations_ms(cfg, "T_BACKOFF", list, CFG_DURATIONS_MAX), 2); /* default */
+    cfg_free(cfg);
+    setenv("T_BACKOFF", " 2 , 3s,1h ", 1);
+    cfg = load_ok();
+    assert_int_equal(cfg_durations_ms(cfg, "T_BACKOFF", list, CFG_DURATIONS_MAX), 3);
+    assert_int_equal(list[0], 2000);
+    assert_int_equal(list[1], 3000);
+    assert_int_equal(list[2], 3600000);
     assert_int_equal(cfg_int(cfg, "T_INT"), 10);
     assert_true(cfg_bool(cfg, "T_BOOL"));
     assert_int_equal(cfg_duration_ms(cfg, "T_WAIT_MS"), 2000);

@@ -78,6 +78,28 @@ static void test_table(void **state)
     }
 }
 
+/* SYNC_RETRY_BACKOFF replaces the table (seconds in tests and chaos runs); the last entry holds
+ * for every later failure. */
+static void test_backoff_configured(void **state)
+{
+    (void)state;
+    static const long long ms[] = {1000, 2500, 4000};
+    assert_int_equal(status_set_backoff(ms, 3), 0);
+    assert_int_equal(status_backoff_s(1), 1);
+    assert_int_equal(status_backoff_s(2), 3); /* rounded up */
+    assert_int_equal(status_backoff_s(3), 4);
+    assert_int_equal(status_backoff_s(9), 4);
+    struct status_result r;
+    assert_int_equal(status_for(OUT_TRANSIENT, 1, "503", 1001, NOW, &r), 0);
+    assert_string_equal(json_string_value(json_object_get(r.attrs, "syncNextRetry")),
+                        "2026-01-01 10:00:03");
+    json_decref(r.attrs);
+    assert_int_equal(status_set_backoff(ms, 0), -1);
+    static const long long spec[] = {60000, 300000, 900000, 3600000, 14400000};
+    assert_int_equal(status_set_backoff(spec, 5), 0); /* back to SPEC §5.6 for the others */
+    assert_int_equal(status_backoff_s(4), 3600);
+}
+
 /* A success that left Advoware entries behind (SPEC §5.4) is clean and says which. */
 static void test_success_with_skips(void **state)
 {
@@ -144,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_success_with_skips),
+        cmocka_unit_test(test_backoff_configured),
         cmocka_unit_test(test_backoff_holds),
         cmocka_unit_test(test_retry_restarts),
     };
