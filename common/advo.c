@@ -345,13 +345,11 @@ int advo_get_beteiligte(struct advo *a, long long betnr, long *status, json_t **
     return call(a, "GET", path, NULL, status, out, err, errlen);
 }
 
-int advo_post_beteiligte(struct advo *a, const json_t *body, long *status, json_t **out,
-                         bool *maybe_created, char *err, size_t errlen)
+/* Hands o to *out (or drops it) as one record: Advoware answers a PUT, and may answer a POST,
+ * with an array of one object (SPEC §7.2, §5.3); any other shape stays as it came. */
+static void one_record(json_t *o, json_t **out)
 {
-    json_t *o = NULL;
-    int rc = call(a, "POST", "/Beteiligte", body, status, &o, err, errlen);
-    *maybe_created = rc != 0 && a->last_sent;
-    if (json_is_array(o) && json_array_size(o) == 1) { /* an object or an array of one */
+    if (json_is_array(o) && json_array_size(o) == 1) {
         json_t *first = json_incref(json_array_get(o, 0));
         json_decref(o);
         o = first;
@@ -360,6 +358,15 @@ int advo_post_beteiligte(struct advo *a, const json_t *body, long *status, json_
         *out = o;
     else
         json_decref(o);
+}
+
+int advo_post_beteiligte(struct advo *a, const json_t *body, long *status, json_t **out,
+                         bool *maybe_created, char *err, size_t errlen)
+{
+    json_t *o = NULL;
+    int rc = call(a, "POST", "/Beteiligte", body, status, &o, err, errlen);
+    *maybe_created = rc != 0 && a->last_sent;
+    one_record(o, out);
     return rc;
 }
 
@@ -370,15 +377,7 @@ int advo_put_beteiligte(struct advo *a, long long betnr, const json_t *body, lon
     json_t *o = NULL;
     snprintf(path, sizeof path, "/Beteiligte/%lld", betnr);
     int rc = call(a, "PUT", path, body, status, &o, err, errlen);
-    if (json_is_array(o)) { /* Advoware's quirk: an array of one object */
-        json_t *first = json_incref(json_array_get(o, 0));
-        json_decref(o);
-        o = first;
-    }
-    if (out)
-        *out = o;
-    else
-        json_decref(o);
+    one_record(o, out);
     return rc;
 }
 
