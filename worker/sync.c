@@ -391,6 +391,7 @@ static enum step deletion_path(struct run *r)
     enum step s = STEP_GONE;
     if (link && !json_is_true(json_object_get(link, "deleted")) && betnr > 0) {
         r->user = jstr(link, "assignedUserId");
+        json_decref(r->entity); /* the 404's body, if EspoCRM sent one */
         r->entity = json_pack("{s:s?}", "name", jstr(link, "name"));
         char text[256];
         snprintf(text, sizeof text,
