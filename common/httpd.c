@@ -85,10 +85,13 @@ struct httpd_req {
     int auto_status;        /* 404/405 answered by the server itself */
     bool keep_alive;
     bool http10;
+    bool drop; /* answered by closing the connection (httpd_drop) */
     bool url_done, in_field, in_value, head_done;
     void *ud;
     int status;
     struct wbuf *resp;
+    httpd_intercept_fn intercept;
+    void *intercept_ud;
 
     char *buf; /* url \0 names and values \0 path \0 query \0 decoded params \0 */
     size_t len, cap;
@@ -824,12 +827,18 @@ static void conn_schedule_resume(struct conn *c);
 static void conn_flush(struct conn *c)
 {
     struct httpd *srv = c->srv;
-    while (!c->closing && c->q_head && c->q_head->state == REQ_ANSWERED) {
+    while (!c->closing && !c->lingering && c->q_head && c->q_head->state == REQ_ANSWERED) {
         struct httpd_req *req = c->q_head;
         c->q_head = req->next;
         if (!c->q_head)
             c->q_tail = NULL;
         c->q_len--;
+        if (req->drop) {
+            /* FIN after the earlier answers; the requests behind wait for conn_close(). */
+            req_done(req);
+            conn_linger(c);
+            return;
+        }
         bool last = !req->keep_alive;
         struct wbuf *w = req->resp;
         req->resp = NULL;
@@ -916,8 +925,8 @@ static void conn_parse(struct conn *c, const char *data, size_t len)
 
 static void conn_resume(struct conn *c)
 {
-    if (c->closing)
-        return;
+    if (c->closing || c->draining)
+        return; /* draining: after a closing answer or a drop nothing more is parsed */
     char *data = c->leftover;
     size_t len = c->leftover_len;
     c->leftover = NULL;
@@ -1332,7 +1341,8 @@ static int on_message_complete(http_parser *p)
     /* req may be gone: answered, written and freed. */
     if (c->closing)
         return -1;
-    if (!c->draining && c->q_len >= srv->opts.max_pipelined)
+    /* Draining: e.g. the handler dropped its request (httpd_drop), nothing after it is parsed. */
+    if (c->draining || c->q_len >= srv->opts.max_pipelined)
         http_parser_pause(p, 1);
     return 0;
 }
@@ -1619,15 +1629,19 @@ static struct wbuf *build_response(struct httpd *srv, const struct httpd_req *re
     return w;
 }
 
-static void respond(struct httpd_req *req, int status, const char *content_type, const char *body,
-                    size_t len, const char *const *headers)
+/* The common start of an answer (status 0: a drop). Returns the connection to write to, or NULL
+ * when there is nothing to write: not ours to answer (yet) or answered already, intercepted, or
+ * the client is gone (the request is then done and freed). */
+static struct conn *answer_begin(struct httpd_req *req, int status)
 {
     if (!req || req->state != REQ_HANDLING)
-        return; /* not ours to answer (yet), or answered already */
-    if (status < 100 || status > 999)
-        status = 500;
-    if (!body)
-        len = 0;
+        return NULL;
+    if (req->intercept) {
+        httpd_intercept_fn fn = req->intercept;
+        req->intercept = NULL;
+        fn(req, status, req->intercept_ud); /* answers req, now or later */
+        return NULL;
+    }
     req->status = status;
     struct conn *c = req->conn;
     if (!c) {
@@ -1635,8 +1649,20 @@ static void respond(struct httpd_req *req, int status, const char *content_type,
         req_done(req); /* the client is gone: drop the answer */
         srv->orphans--;
         server_maybe_free(srv);
-        return;
     }
+    return c;
+}
+
+static void respond(struct httpd_req *req, int status, const char *content_type, const char *body,
+                    size_t len, const char *const *headers)
+{
+    if (status < 100 || status > 999)
+        status = 500;
+    if (!body)
+        len = 0;
+    struct conn *c = answer_begin(req, status);
+    if (!c)
+        return;
     /* NULL on out of memory: conn_flush() then closes the connection. */
     req->resp = build_response(req->srv, req, status, content_type, body, len, headers);
     req->state = REQ_ANSWERED;
@@ -1647,6 +1673,26 @@ void httpd_respond(struct httpd_req *req, int status, const char *content_type, 
                    size_t len, const char *const *headers)
 {
     respond(req, status, content_type, body, len, headers);
+}
+
+void httpd_drop(struct httpd_req *req)
+{
+    struct conn *c = answer_begin(req, 0);
+    if (!c)
+        return;
+    req->drop = true;
+    req->state = REQ_ANSWERED;
+    c->draining = true; /* what comes after a drop is never parsed */
+    conn_read_stop(c);
+    conn_flush(c);
+}
+
+void httpd_req_intercept(struct httpd_req *req, httpd_intercept_fn fn, void *ud)
+{
+    if (!req || req->state != REQ_HANDLING)
+        return;
+    req->intercept = fn;
+    req->intercept_ud = ud;
 }
 
 static void respond_json_hdrs(struct httpd_req *req, int status, json_t *body,

@@ -118,4 +118,19 @@ void httpd_respond_json(struct httpd_req *req, int status, json_t *body);
 /* Answers {"error": msg} with the status. */
 void httpd_respond_error(struct httpd_req *req, int status, const char *msg);
 
+/* Answers the request by closing its connection without an answer: once every earlier answer of
+ * the connection is written, the server sends FIN and reads nothing more, so the client sees its
+ * connection end where this answer belonged (a transport error). Requests pipelined behind it
+ * are never answered (their handlers may still answer; that is dropped). The observer sees
+ * status 0. A fault injector's tool (the simulators' "drop", SPEC §8). */
+void httpd_drop(struct httpd_req *req);
+
+/* Called in place of the answer a handler gave (status 0 for httpd_drop): that answer is
+ * discarded and req is still unanswered; the function must answer it (httpd_respond*(),
+ * httpd_drop()), now or later. */
+typedef void (*httpd_intercept_fn)(struct httpd_req *req, int status, void *ud);
+/* The next answer given to req (by its handler, usually) is not written: fn is called instead,
+ * once. For the simulators' "apply" faults: the handler acts, its answer is replaced. */
+void httpd_req_intercept(struct httpd_req *req, httpd_intercept_fn fn, void *ud);
+
 #endif

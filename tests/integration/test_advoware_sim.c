@@ -2,7 +2,8 @@
  * contract of SPEC §7.2 and §8.1: the HMAC-512 token endpoint (signature, nonce, timestamp,
  * expiry), bearer checks on every API route, Beteiligte and Kommunikation with Advoware's quirks
  * (§5.1, §5.4), validation, the /_sim/ user actions and state dumps, and the shared frame's
- * faults, fail rate, latency, stats and reset. Every test starts its own simulator and stops it
+ * faults (status, count, after, apply, drop), fail rate (also set at run time), latency, stats
+ * and reset. Every test starts its own simulator and stops it
  * (exit code 0 expected); the token signature is computed here with OpenSSL. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1082,6 +1083,202 @@ static void test_reset_clears_state_tokens_and_stats(void **state)
     json_decref(entry);
 }
 
+/* ---- faults that act (SPEC v2 §8): apply, drop, after, the fail rate at run time ---------- */
+
+/* POSTs a fault rule (or {"fail_rate":F}); asserts the status. */
+static void fault(struct fixture *f, const char *rule, long want)
+{
+    json_t *out = NULL;
+    long got = admin(f, "POST", "/_sim/faults", rule, &out);
+    if (got != want)
+        fail_msg("POST /_sim/faults %s: %ld, expected %ld (%s)", rule, got, want,
+                 out ? str(out, "error") : "");
+    json_decref(out);
+}
+
+/* The /_sim/stats count of exactly this method, route and status (status 0 = dropped calls;
+ * th_sim_calls() takes 0 for "every status"). */
+static long calls_with_status(struct fixture *f, const char *method, const char *route, int status)
+{
+    json_t *out, *c;
+    size_t i;
+    long n = 0;
+    assert_int_equal(admin(f, "GET", "/_sim/stats", NULL, &out), 200);
+    json_array_foreach(json_object_get(out, "calls"), i, c)
+    {
+        if (strcmp(str(c, "method"), method) == 0 && strcmp(str(c, "route"), route) == 0 &&
+            num(c, "status") == status)
+            n += (long)num(c, "count");
+    }
+    json_decref(out);
+    return n;
+}
+
+/* How many records /_sim/state holds. */
+static size_t stored_count(struct fixture *f)
+{
+    json_t *out;
+    assert_int_equal(admin(f, "GET", "/_sim/state/Beteiligte", NULL, &out), 200);
+    size_t n = json_array_size(out);
+    json_decref(out);
+    return n;
+}
+
+static void test_fault_apply_503_creates_while_the_client_sees_503(void **state)
+{
+    struct fixture *f = *state;
+    json_t *out;
+    fault(f,
+          "{\"method\":\"POST\",\"route\":\"" ROUTE_BET "\",\"status\":503,\"apply\":true,"
+          "\"count\":1}",
+          200);
+    assert_int_equal(api(f, "POST", ROUTE_BET, "{\"name\":\"Angelegt\"}", &out), 503);
+    assert_error_names(out, "fault");
+    assert_null(json_object_get(out, "betNr")); /* nothing tells the caller it happened */
+    json_decref(out);
+    json_t *rec = stored_record(f, FIRST_BETNR);
+    assert_string_equal(str(rec, "name"), "Angelegt");
+    json_decref(rec);
+    assert_int_equal(calls_with_status(f, "POST", ROUTE_BET, 503), 1);
+    assert_int_equal(calls_with_status(f, "POST", ROUTE_BET, 200), 0);
+    /* count 1: the next create is answered, with the next betNr */
+    assert_int_equal(create(f, "{\"name\":\"Zweiter\"}"), FIRST_BETNR + 1);
+}
+
+static void test_fault_drop_closes_without_effect(void **state)
+{
+    struct fixture *f = *state;
+    fault(f, "{\"method\":\"POST\",\"route\":\"" ROUTE_BET "\",\"drop\":true,\"count\":1}", 200);
+    long long start = th_now_ms();
+    assert_int_equal(api(f, "POST", ROUTE_BET, "{\"name\":\"Nie\"}", NULL), 0); /* transport */
+    assert_true(th_now_ms() - start < 2000); /* closed at once, not a timeout */
+    assert_int_equal(stored_count(f), 0);
+    assert_int_equal(calls_with_status(f, "POST", ROUTE_BET, 0), 1); /* status 0: none */
+    assert_int_equal(create(f, "{\"name\":\"Danach\"}"), FIRST_BETNR);
+    assert_int_equal(calls_with_status(f, "POST", ROUTE_BET, 200), 1);
+}
+
+static void test_fault_apply_drop_creates_while_the_client_sees_no_answer(void **state)
+{
+    struct fixture *f = *state;
+    fault(f,
+          "{\"method\":\"POST\",\"route\":\"" ROUTE_BET "\",\"drop\":true,\"apply\":true,"
+          "\"count\":1}",
+          200);
+    assert_int_equal(api(f, "POST", ROUTE_BET, "{\"name\":\"Verloren\"}", NULL), 0);
+    assert_int_equal(stored_count(f), 1);
+    json_t *rec = stored_record(f, FIRST_BETNR);
+    assert_string_equal(str(rec, "name"), "Verloren");
+    json_decref(rec);
+    assert_int_equal(calls_with_status(f, "POST", ROUTE_BET, 0), 1);
+    assert_int_equal(calls_with_status(f, "POST", ROUTE_BET, 200), 0);
+}
+
+static void test_fault_after_2_lets_two_through(void **state)
+{
+    struct fixture *f = *state;
+    json_t *out;
+    fault(f,
+          "{\"method\":\"GET\",\"route\":\"" ROUTE_RF "\",\"status\":500,\"after\":2,"
+          "\"count\":2}",
+          200);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 200);
+    assert_int_equal(admin(f, "GET", "/_sim/faults", NULL, &out), 200);
+    json_t *rule = json_array_get(json_object_get(out, "faults"), 0);
+    assert_int_equal(num(rule, "after"), 1); /* what is left */
+    assert_int_equal(num(rule, "count"), 2);
+    json_decref(out);
+    assert_int_equal(api(f, "POST", ROUTE_BET, "{\"name\":\"X\"}", NULL), 200); /* no match */
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 200);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 500);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 500);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 200); /* count spent: rule gone */
+    assert_int_equal(admin(f, "GET", "/_sim/faults", NULL, &out), 200);
+    assert_int_equal(json_array_size(json_object_get(out, "faults")), 0);
+    json_decref(out);
+    assert_int_equal(calls_with_status(f, "GET", ROUTE_RF, 200), 3);
+    assert_int_equal(calls_with_status(f, "GET", ROUTE_RF, 500), 2);
+}
+
+/* A rule without method and route matches every API call: "after":N faults the (N+1)-th call of a
+ * session, whatever it is (the fault-point matrix). */
+static void test_fault_after_without_route_counts_every_api_call(void **state)
+{
+    struct fixture *f = *state;
+    fault(f, "{\"status\":503,\"after\":2,\"count\":1,\"apply\":true}", 200);
+    json_int_t betnr = create(f, "{\"name\":\"Eins\"}");
+    json_decref(get(f, betnr));
+    char path[64];
+    snprintf(path, sizeof path, ROUTE_BET "/%lld", (long long)betnr);
+    assert_int_equal(admin(f, "PUT", "/_sim/rechtsformen", "[\"GmbH\"]", NULL), 200); /* admin */
+    assert_int_equal(api(f, "PUT", path, "{\"name\":\"Zwei\"}", NULL), 503);          /* 3rd */
+    json_t *rec = stored_record(f, betnr);
+    assert_string_equal(str(rec, "name"), "Zwei"); /* applied */
+    json_decref(rec);
+    assert_int_equal(api(f, "PUT", path, "{\"name\":\"Drei\"}", NULL), 200);
+}
+
+static void test_fail_rate_set_and_cleared_at_runtime(void **state)
+{
+    struct fixture *f = *state;
+    json_t *out;
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 200);
+    fault(f, "{\"fail_rate\":1}", 200);
+    assert_int_equal(admin(f, "GET", "/_sim/faults", NULL, &out), 200);
+    assert_true(json_number_value(json_object_get(out, "fail_rate")) == 1.0);
+    json_decref(out);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 503);
+    assert_int_equal(api(f, "POST", ROUTE_BET, "{\"name\":\"X\"}", NULL), 503);
+    assert_int_equal(stored_count(f), 0); /* the fail rate never applies */
+    fault(f, "{\"fail_rate\":0}", 200);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 200);
+    /* an empty body turns it off too, with every rule */
+    fault(f, "{\"fail_rate\":1}", 200);
+    fault(f, "{\"method\":\"GET\",\"route\":\"" ROUTE_RF "\",\"status\":500}", 200);
+    fault(f, NULL, 200);
+    assert_int_equal(admin(f, "GET", "/_sim/faults", NULL, &out), 200);
+    assert_int_equal(json_array_size(json_object_get(out, "faults")), 0);
+    assert_true(json_number_value(json_object_get(out, "fail_rate")) == 0.0);
+    json_decref(out);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 200);
+    assert_int_equal(calls_with_status(f, "GET", ROUTE_RF, 503), 1);
+}
+
+/* --fail-rate 1 at start: cleared at run time, restored by /_sim/reset. */
+static void test_fail_rate_from_start_cleared_and_restored_by_reset(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(http(f, "GET", ROUTE_RF, NULL, NULL, NULL), 503);
+    fault(f, "{\"fail_rate\":0}", 200);
+    login(f);
+    assert_int_equal(api(f, "GET", ROUTE_RF, NULL, NULL), 200);
+    assert_int_equal(admin(f, "POST", "/_sim/reset", NULL, NULL), 200);
+    assert_int_equal(http(f, "GET", ROUTE_RF, NULL, NULL, NULL), 503);
+}
+
+static void test_fault_shapes_refused_400(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bad[] = {
+        "{\"status\":503,\"drop\":true}",     /* a drop has no status */
+        "{\"apply\":true}",                   /* apply what? */
+        "{\"apply\":true,\"delay_ms\":100}",  /* still nothing to answer with */
+        "{\"status\":503,\"apply\":1}",       /* booleans */
+        "{\"status\":503,\"after\":-1}",      /* after >= 0 */
+        "{\"fail_rate\":1.5}",                /* [0, 1] */
+        "{\"fail_rate\":\"0.1\"}",            /* a number */
+        "{\"fail_rate\":0.1,\"status\":503}", /* set alone */
+        "[{\"fail_rate\":0.1}]",              /* not a rule */
+    };
+    json_t *out;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        fault(f, bad[i], 400);
+    assert_int_equal(admin(f, "GET", "/_sim/faults", NULL, &out), 200);
+    assert_int_equal(json_array_size(json_object_get(out, "faults")), 0); /* none half-added */
+    assert_true(json_number_value(json_object_get(out, "fail_rate")) == 0.0);
+    json_decref(out);
+}
+
 /* ---- command line ------------------------------------------------------------------------- */
 
 static void test_help_exits_0(void **state)
@@ -1158,6 +1355,14 @@ int main(void)
         T(test_latency_delays_answers, setup_latency_200),
         T(test_stats_count_exactly_the_api_calls, setup),
         T(test_reset_clears_state_tokens_and_stats, setup_logged_in),
+        T(test_fault_apply_503_creates_while_the_client_sees_503, setup_logged_in),
+        T(test_fault_drop_closes_without_effect, setup_logged_in),
+        T(test_fault_apply_drop_creates_while_the_client_sees_no_answer, setup_logged_in),
+        T(test_fault_after_2_lets_two_through, setup_logged_in),
+        T(test_fault_after_without_route_counts_every_api_call, setup_logged_in),
+        T(test_fail_rate_set_and_cleared_at_runtime, setup_logged_in),
+        T(test_fail_rate_from_start_cleared_and_restored_by_reset, setup_fail_rate_1),
+        T(test_fault_shapes_refused_400, setup),
         cmocka_unit_test(test_help_exits_0),
         cmocka_unit_test(test_bad_options_exit_2),
     };

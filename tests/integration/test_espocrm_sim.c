@@ -842,6 +842,60 @@ static void test_seed_and_stats(void **state)
     json_decref(out);
 }
 
+/* The /_sim/stats count of exactly this method, route and status (status 0 = dropped calls;
+ * th_sim_calls() takes 0 for "every status"). */
+static long calls_with_status(const char *method, const char *route, int status)
+{
+    json_t *out = NULL, *c;
+    size_t i;
+    long n = 0;
+    assert_int_equal(call("GET", "/_sim/stats", NULL, NULL, &out), 200);
+    json_array_foreach(json_object_get(out, "calls"), i, c)
+    {
+        if (strcmp(str(c, "method"), method) == 0 && strcmp(str(c, "route"), route) == 0 &&
+            json_integer_value(json_object_get(c, "status")) == status)
+            n += (long)json_integer_value(json_object_get(c, "count"));
+    }
+    json_decref(out);
+    return n;
+}
+
+/* The shared frame's acting faults on EspoCRM's PUT (SPEC §8): "apply" saves (a new version, the
+ * webhook-relevant state changed) while the sync sees 503; "drop" saves nothing and answers
+ * nothing; both counted under the status the client saw. */
+static void test_fault_apply_and_drop_on_put(void **state)
+{
+    (void)state;
+    char id[64], path[128], rule[256];
+    api_create("{\"name\":\"Vorher\"}", id, sizeof id);
+    snprintf(path, sizeof path, "/api/v1/CBeteiligte/%s", id);
+    json_t *e = get_entity(id);
+    json_int_t version = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    snprintf(rule, sizeof rule,
+             "{\"method\":\"PUT\",\"route\":\"/api/v1/CBeteiligte/{id}\",\"status\":503,"
+             "\"apply\":true,\"count\":1}");
+    assert_int_equal(call("POST", "/_sim/faults", NULL, rule, NULL), 200);
+    assert_int_equal(call("PUT", path, api, "{\"name\":\"Nachher\"}", NULL), 503);
+    e = get_entity(id);
+    assert_string_equal(str(e, "name"), "Nachher");
+    assert_int_equal(json_integer_value(json_object_get(e, "versionNumber")), version + 1);
+    json_decref(e);
+
+    snprintf(rule, sizeof rule,
+             "{\"method\":\"PUT\",\"route\":\"/api/v1/CBeteiligte/{id}\",\"drop\":true,"
+             "\"count\":1}");
+    assert_int_equal(call("POST", "/_sim/faults", NULL, rule, NULL), 200);
+    assert_int_equal(call("PUT", path, api, "{\"name\":\"Nie\"}", NULL), 0);
+    e = get_entity(id);
+    assert_string_equal(str(e, "name"), "Nachher");
+    assert_int_equal(json_integer_value(json_object_get(e, "versionNumber")), version + 1);
+    json_decref(e);
+    assert_int_equal(calls_with_status("PUT", "/api/v1/CBeteiligte/{id}", 503), 1);
+    assert_int_equal(calls_with_status("PUT", "/api/v1/CBeteiligte/{id}", 0), 1);
+    assert_int_equal(call("PUT", path, api, "{\"name\":\"Wieder\"}", NULL), 200);
+}
+
 static void test_metadata_and_clock(void **state)
 {
     (void)state;
@@ -1060,6 +1114,7 @@ int main(void)
         cmocka_unit_test_setup(test_job_runs_20_events, reset),
         cmocka_unit_test_setup(test_retry_rules, reset),
         cmocka_unit_test_setup(test_seed_and_stats, reset),
+        cmocka_unit_test_setup(test_fault_apply_and_drop_on_put, reset),
         cmocka_unit_test_setup(test_metadata_and_clock, reset),
         cmocka_unit_test_setup(test_option_template_person, reset),
         cmocka_unit_test_setup(test_option_espocrm_version, reset),

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +30,23 @@ struct sim_stat {
 struct sim_fault {
     char *method; /* NULL = any */
     char *route;  /* NULL = any */
-    int status;   /* 0 = none (delay only) */
-    long count;   /* < 0 = unlimited */
+    int status;   /* 0 = none (delay only, or drop) */
+    long count;   /* faulted calls left; < 0 = unlimited */
+    long after;   /* matching calls still let through untouched */
     double rate;  /* 0 = every match */
     int delay_ms;
+    bool apply; /* the handler runs, its answer is replaced */
+    bool drop;  /* the connection is closed instead of answering */
 };
+
+/* What happens to one API call: the fault that fired (or the fail rate's 503), and its latency. */
+struct sim_hit {
+    int status; /* 0 = the handler's own answer (unless drop) */
+    int delay_ms;
+    bool apply, drop;
+};
+
+#define SIM_FAULT_MSG "fault injected by the simulator"
 
 struct sim {
     uv_loop_t *loop;
@@ -44,6 +57,7 @@ struct sim {
     size_t nstats, capstats;
     struct sim_fault *faults;
     size_t nfaults;
+    double fail_rate; /* now: --fail-rate until POST /_sim/faults {"fail_rate":F} */
     unsigned short rng[3];
     sim_reset_fn reset;
     void *reset_ud;
@@ -57,7 +71,7 @@ struct sim_delayed {
     uv_timer_t timer;
     struct httpd_req *req;
     struct sim_route *route;
-    int status; /* injected status, or 0 to run the handler */
+    struct sim_hit hit;
 };
 
 /* ---- options ---------------------------------------------------------------------------- */
@@ -85,8 +99,17 @@ static void usage(FILE *out, const char *prog, const char *summary, const struct
             snprintf(def, sizeof def, "%s", *(const char **)extra[i].target);
         fprintf(out, "  --%-16s %s (default %s)\n", extra[i].name, extra[i].help, def);
     }
-    fprintf(out, "\nAdmin API (no auth): POST /_sim/reset, GET /_sim/stats, POST|GET /_sim/faults "
-                 "and the simulator's own /_sim/ routes (SPEC §8.1).\n");
+    fputs(
+        "\nAdmin API (no auth): POST /_sim/reset, GET /_sim/stats, POST|GET /_sim/faults and the\n"
+        "simulator's own /_sim/ routes (SPEC §8.1). POST /_sim/faults takes a rule or an array:\n"
+        "  {\"method\", \"route\" (absent: any API route), \"status\", \"count\" or \"rate\",\n"
+        "   \"delay_ms\", \"after\":N (the first N matching calls pass), \"apply\":true (the\n"
+        "   call takes effect, then the fault answers), \"drop\":true (the connection is closed\n"
+        "   instead of answering)}\n"
+        "{\"fail_rate\":F} changes --fail-rate while running (0 turns it off); an empty body\n"
+        "clears every rule and the fail rate; POST /_sim/reset restores the --fail-rate given at\n"
+        "start. GET /_sim/stats counts a faulted call under the status its client saw (0: drop).\n",
+        out);
 }
 
 static int parse_int(const char *s, int *out)
@@ -311,10 +334,31 @@ static const char *fault_parse(json_t *o, struct sim_fault *f)
             return "delay_ms must be 0..3600000";
         f->delay_ms = (int)json_integer_value(v);
     }
-    if (f->status == 0 && f->delay_ms == 0)
-        return "a fault needs a status or a delay_ms";
+    if ((v = json_object_get(o, "after"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return "after must be an integer >= 0";
+        f->after = (long)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "apply"))) {
+        if (!json_is_boolean(v))
+            return "apply must be true or false";
+        f->apply = json_is_true(v);
+    }
+    if ((v = json_object_get(o, "drop"))) {
+        if (!json_is_boolean(v))
+            return "drop must be true or false";
+        f->drop = json_is_true(v);
+    }
+    if (json_object_get(o, "fail_rate"))
+        return "fail_rate is set alone: {\"fail_rate\":F}";
     if (f->status != 0 && f->status < 100)
         return "status must be an HTTP status";
+    if (f->drop && f->status != 0)
+        return "a drop closes the connection: it has no status";
+    if (f->apply && f->status == 0 && !f->drop)
+        return "apply needs a status or drop";
+    if (f->status == 0 && f->delay_ms == 0 && !f->drop)
+        return "a fault needs a status, drop or a delay_ms";
     return NULL;
 }
 
@@ -332,9 +376,32 @@ static json_t *faults_json(const struct sim *sim)
         if (f->rate > 0)
             json_object_set_new(o, "rate", json_real(f->rate));
         json_object_set_new(o, "delay_ms", json_integer(f->delay_ms));
+        json_object_set_new(o, "after", json_integer(f->after));
+        json_object_set_new(o, "apply", json_boolean(f->apply));
+        json_object_set_new(o, "drop", json_boolean(f->drop));
         json_array_append_new(a, o);
     }
     return a;
+}
+
+/* The answer of POST and GET /_sim/faults: {"faults":[rules],"fail_rate":F}. */
+static void faults_respond(struct httpd_req *req, const struct sim *sim)
+{
+    httpd_respond_json(
+        req, 200, json_pack("{s:o,s:f}", "faults", faults_json(sim), "fail_rate", sim->fail_rate));
+}
+
+/* {"fail_rate":F} alone sets the fail rate: 0, or -1 after answering 400. */
+static int fail_rate_set(struct sim *sim, struct httpd_req *req, json_t *body)
+{
+    json_t *v = json_object_get(body, "fail_rate");
+    double rate = json_is_number(v) ? json_number_value(v) : -1;
+    if (json_object_size(body) != 1 || !(rate >= 0 && rate <= 1)) {
+        httpd_respond_error(req, 400, "fail_rate is set alone: {\"fail_rate\":F}, F in [0, 1]");
+        return -1;
+    }
+    sim->fail_rate = rate;
+    return 0;
 }
 
 static void on_faults_post(struct httpd_req *req, void *ud)
@@ -345,9 +412,16 @@ static void on_faults_post(struct httpd_req *req, void *ud)
         return;
     if (!body || (json_is_object(body) && json_object_size(body) == 0) ||
         (json_is_array(body) && json_array_size(body) == 0)) {
-        faults_clear(sim);
+        faults_clear(sim); /* no faults of any kind: the fail rate too */
+        sim->fail_rate = 0;
         json_decref(body);
-        httpd_respond_json(req, 200, json_pack("{s:o}", "faults", json_array()));
+        faults_respond(req, sim);
+        return;
+    }
+    if (json_is_object(body) && json_object_get(body, "fail_rate")) {
+        if (fail_rate_set(sim, req, body) == 0)
+            faults_respond(req, sim);
+        json_decref(body);
         return;
     }
     size_t n = json_is_array(body) ? json_array_size(body) : 1;
@@ -371,27 +445,33 @@ static void on_faults_post(struct httpd_req *req, void *ud)
     }
     sim->nfaults += n;
     json_decref(body);
-    httpd_respond_json(req, 200, json_pack("{s:o}", "faults", faults_json(sim)));
+    faults_respond(req, sim);
 }
 
 static void on_faults_get(struct httpd_req *req, void *ud)
 {
-    httpd_respond_json(req, 200, json_pack("{s:o}", "faults", faults_json(ud)));
+    faults_respond(req, ud);
 }
 
-/* The first fault rule that fires for this request (and its count consumed); NULL if none. */
-static bool fault_fire(struct sim *sim, const char *method, const char *route, int *status,
-                       int *delay_ms)
+/* The first fault rule that fires for this request, into *hit (its count consumed; a rule still
+ * letting calls through counts this one down and the search goes on). False if none fires. */
+static bool fault_fire(struct sim *sim, const char *method, const char *route, struct sim_hit *hit)
 {
     for (size_t i = 0; i < sim->nfaults; i++) {
         struct sim_fault *f = &sim->faults[i];
         if ((f->method && strcmp(f->method, method) != 0) ||
             (f->route && strcmp(f->route, route) != 0))
             continue;
+        if (f->after > 0) {
+            f->after--;
+            continue;
+        }
         if (f->rate > 0 && sim_rand(sim) >= f->rate)
             continue;
-        *status = f->status;
-        *delay_ms = f->delay_ms;
+        hit->status = f->status;
+        hit->delay_ms = f->delay_ms;
+        hit->apply = f->apply;
+        hit->drop = f->drop;
         if (f->count > 0 && --f->count == 0) {
             fault_free(f);
             memmove(f, f + 1, (sim->nfaults - i - 1) * sizeof *f);
@@ -404,12 +484,30 @@ static bool fault_fire(struct sim *sim, const char *method, const char *route, i
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
-static void act(struct httpd_req *req, struct sim_route *r, int status)
+/* An "apply" fault's answer, in place of the handler's: ud carries the fault's status, 0 for a
+ * drop (an integer, so nothing is allocated per request). */
+static void on_applied(struct httpd_req *req, int handler_status, void *ud)
 {
+    (void)handler_status;
+    int status = (int)(intptr_t)ud;
     if (status)
-        httpd_respond_error(req, status, "fault injected by the simulator");
+        httpd_respond_error(req, status, SIM_FAULT_MSG);
     else
+        httpd_drop(req);
+}
+
+static void act(struct httpd_req *req, struct sim_route *r, const struct sim_hit *hit)
+{
+    if (hit->apply) {
+        httpd_req_intercept(req, on_applied, (void *)(intptr_t)(hit->drop ? 0 : hit->status));
         r->fn(req, r->ud);
+    } else if (hit->drop) {
+        httpd_drop(req);
+    } else if (hit->status) {
+        httpd_respond_error(req, hit->status, SIM_FAULT_MSG);
+    } else {
+        r->fn(req, r->ud);
+    }
 }
 
 static void on_delay_closed(uv_handle_t *h)
@@ -420,7 +518,7 @@ static void on_delay_closed(uv_handle_t *h)
 static void on_delay(uv_timer_t *t)
 {
     struct sim_delayed *d = t->data;
-    act(d->req, d->route, d->status);
+    act(d->req, d->route, &d->hit);
     uv_close((uv_handle_t *)&d->timer, on_delay_closed);
 }
 
@@ -428,15 +526,15 @@ static void dispatch(struct httpd_req *req, void *ud)
 {
     struct sim_route *r = ud;
     struct sim *sim = r->sim;
-    int status = 0, delay = 0;
-    if (!fault_fire(sim, httpd_req_method(req), r->tmpl, &status, &delay) &&
-        sim->opts.fail_rate > 0 && sim_rand(sim) < sim->opts.fail_rate)
-        status = 503;
-    delay += sim->opts.latency_ms;
+    struct sim_hit hit = {0};
+    if (!fault_fire(sim, httpd_req_method(req), r->tmpl, &hit) && sim->fail_rate > 0 &&
+        sim_rand(sim) < sim->fail_rate)
+        hit.status = 503;
+    int delay = hit.delay_ms + sim->opts.latency_ms;
     if (sim->opts.jitter_ms > 0)
         delay += (int)sim_rand_below(sim, (unsigned long)sim->opts.jitter_ms + 1);
     if (delay <= 0) {
-        act(req, r, status);
+        act(req, r, &hit);
         return;
     }
     struct sim_delayed *d = calloc(1, sizeof *d);
@@ -446,7 +544,7 @@ static void dispatch(struct httpd_req *req, void *ud)
     }
     d->req = req;
     d->route = r;
-    d->status = status;
+    d->hit = hit;
     uv_timer_init(sim->loop, &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, on_delay, (uint64_t)delay, 0);
@@ -493,6 +591,7 @@ static void on_reset(struct httpd_req *req, void *ud)
     struct sim *sim = ud;
     stats_clear(sim);
     faults_clear(sim);
+    sim->fail_rate = sim->opts.fail_rate; /* back to the start-up value */
     if (sim->reset)
         sim->reset(sim->reset_ud);
     httpd_respond_json(req, 200, json_pack("{s:b}", "reset", 1));
@@ -505,6 +604,7 @@ struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts, sim_reset_fn r
         return NULL;
     sim->loop = loop;
     sim->opts = *opts;
+    sim->fail_rate = opts->fail_rate;
     sim->reset = reset;
     sim->reset_ud = ud;
     sim->rng[0] = (unsigned short)(opts->seed & 0xffff);

@@ -4,7 +4,28 @@
  * /_sim/stats and /_sim/faults, a seeded random source, and the run loop with clean shutdown.
  *
  * Everything runs on the simulator's single libuv loop thread. The sim owns the httpd server
- * and every request wrapper; sim_free() after the loop has ended releases them. */
+ * and every request wrapper; sim_free() after the loop has ended releases them.
+ *
+ * Faults (SPEC §8, §8.1). POST /_sim/faults takes one rule object or an array of them:
+ *   {"method":"POST","route":"/api/v1/advonet/Beteiligte", (absent or null: any API route)
+ *    "status":503,    the answer instead of the handler's ({"error":"fault injected by ..."})
+ *    "count":2,       faulted calls, then the rule is gone (default: unlimited)
+ *    "rate":0.1,      fraction of matching calls faulted (default: every one)
+ *    "delay_ms":N,    added before the answer (alone: a slow but correct answer)
+ *    "after":N,       the first N matching calls pass this rule untouched (they still meet the
+ *                     rules after it and the fail rate); count then counts the faulted ones
+ *    "apply":true,    the handler runs and takes effect, its answer is replaced by the fault's
+ *                     status (or by a drop): the caller cannot know the call happened
+ *    "drop":true}     no answer: the connection is closed (FIN) where the answer belonged;
+ *                     excludes "status"; with "apply" the effect happens first
+ * A rule needs a status, drop or delay_ms; the first rule that fires wins; fired or not, the
+ * answer's latency (--latency-ms, --jitter-ms) comes on top. {"fail_rate":F} (alone in the
+ * object, F in [0, 1]) replaces the --fail-rate at run time, 0 turns it off. An empty body ({},
+ * [] or none) clears every rule and sets the fail rate to 0: no faults of any kind. POST
+ * /_sim/reset clears the rules and restores the --fail-rate given at start. POST and GET
+ * /_sim/faults answer {"faults":[rules with what is left of count and after],"fail_rate":F}.
+ * GET /_sim/stats counts a faulted call under the status its client saw: the fault's status,
+ * 503 for the fail rate, 0 for a drop. */
 #ifndef VMH_SIM_H
 #define VMH_SIM_H
 
@@ -38,7 +59,7 @@ struct sim_opts {
     int port;         /* --port, default 0 = any free port */
     int latency_ms;   /* --latency-ms */
     int jitter_ms;    /* --jitter-ms */
-    double fail_rate; /* --fail-rate, 0..1 */
+    double fail_rate; /* --fail-rate, 0..1, at start (POST /_sim/faults may change it) */
     long seed;        /* --seed */
 };
 

@@ -63,6 +63,7 @@ struct fx {
     int nanswers;
     int nparked;
     bool orphaned_at_answer;
+    int intercepted; /* the status an intercepted handler answered with; -1 = none yet */
 
     /* loop thread only */
     struct httpd_req *parked[MAX_PARKED];
@@ -250,6 +251,38 @@ static void h_query(struct httpd_req *req, void *ud)
         httpd_respond_json(req, 200, json_pack("{s:s}", "name", v));
 }
 
+/* Replaces the handler's answer by ?to= (0: a drop). */
+static void on_intercepted(struct httpd_req *req, int status, void *ud)
+{
+    struct fx *fx = ud;
+    char to[16] = "0";
+    httpd_query_get(httpd_req_query(req), "to", to, sizeof to);
+    pthread_mutex_lock(&fx->mu);
+    fx->intercepted = status;
+    pthread_mutex_unlock(&fx->mu);
+    if (atoi(to))
+        httpd_respond_error(req, atoi(to), "replaced");
+    else
+        httpd_drop(req);
+}
+
+/* Echoes (or with ?ms= answers from a timer) through an intercept. */
+static void h_icept(struct httpd_req *req, void *ud)
+{
+    char ms[16];
+    httpd_req_intercept(req, on_intercepted, ud);
+    if (httpd_query_get(httpd_req_query(req), "ms", ms, sizeof ms) >= 0)
+        h_delay(req, ud);
+    else
+        h_echo(req, ud);
+}
+
+static void h_drop(struct httpd_req *req, void *ud)
+{
+    count_handled(ud);
+    httpd_drop(req);
+}
+
 static void on_observe(const char *method, const char *route, int status, void *ud)
 {
     struct fx *fx = ud;
@@ -311,6 +344,8 @@ static void fx_start(struct fx *fx, const struct httpd_opts *opts)
     assert_int_equal(httpd_route(s, "POST", "/upload", h_upload, fx, 1000), 0);
     assert_int_equal(httpd_route(s, "GET", "/park", h_park, fx, 0), 0);
     assert_int_equal(httpd_route(s, "GET", "/query", h_query, fx, 0), 0);
+    assert_int_equal(httpd_route(s, "GET", "/icept", h_icept, fx, 0), 0);
+    assert_int_equal(httpd_route(s, "GET", "/drop", h_drop, fx, 0), 0);
     assert_int_equal(httpd_fallback(s, "/fb/", h_fallback, fx), 0);
     httpd_set_observer(s, on_observe, fx);
     char err[256];
@@ -333,6 +368,7 @@ static int setup(void **state)
         return -1;
     pthread_mutex_init(&fx->mu, NULL);
     pthread_cond_init(&fx->cv, NULL);
+    fx->intercepted = -1;
     *state = fx;
     return 0;
 }
@@ -1199,6 +1235,114 @@ static void test_route_templates_validated(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static int fx_intercepted(struct fx *fx)
+{
+    pthread_mutex_lock(&fx->mu);
+    int n = fx->intercepted;
+    pthread_mutex_unlock(&fx->mu);
+    return n;
+}
+
+/* The last observed status of `route`, or -1. */
+static int fx_observed(struct fx *fx, const char *route)
+{
+    int status = -1;
+    pthread_mutex_lock(&fx->mu);
+    for (int i = 0; i < fx->nobs; i++)
+        if (strcmp(fx->obs[i].route, route) == 0)
+            status = fx->obs[i].status;
+    pthread_mutex_unlock(&fx->mu);
+    return status;
+}
+
+static void test_intercept_replaces_the_answer_and_keeps_alive(void **state)
+{
+    struct fx *fx = *state;
+    fx_start_default(fx);
+    struct tcli *c = cli_connect(fx->port);
+    struct tresp r;
+    cli_send(c, GET("/icept?id=1&to=503"));
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 503);
+    assert_json_str(&r, "error", "replaced");
+    assert_int_equal(fx_handled(fx), 1);       /* the handler ran ... */
+    assert_int_equal(fx_intercepted(fx), 200); /* ... and its 200 was discarded */
+    cli_send(c, GET("/echo?id=2"));            /* the connection goes on */
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_id(&r), 2);
+    bool ok;
+    TH_WAIT(ok, fx_nobs(fx) == 2, IO_TIMEOUT_MS);
+    assert_true(ok);
+    assert_int_equal(fx_observed(fx, "/icept"), 503); /* what the client saw */
+    cli_free(c);
+}
+
+static void test_intercept_of_a_later_answer_keeps_pipelined_order(void **state)
+{
+    struct fx *fx = *state;
+    fx_start_default(fx);
+    struct tcli *c = cli_connect(fx->port);
+    struct tresp r;
+    cli_send(c, GET("/icept?id=1&ms=100&to=502") GET("/echo?id=2"));
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 502);
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_id(&r), 2);
+    cli_free(c);
+}
+
+static void test_drop_closes_after_the_earlier_answers(void **state)
+{
+    struct fx *fx = *state;
+    fx_start_default(fx);
+    struct tcli *c = cli_connect(fx->port);
+    struct tresp r;
+    /* the drop waits for the parked head, then closes; the request behind it is never handled */
+    cli_send(c, GET("/park?id=1") GET("/drop") GET("/echo?id=3"));
+    bool ok;
+    TH_WAIT(ok, fx_handled(fx) == 2, IO_TIMEOUT_MS);
+    assert_true(ok);
+    assert_true(cli_quiet_for(c, 50)); /* not closed before the head's answer */
+    run_on_loop(fx, answer_parked, NULL);
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(json_id(&r), 1);
+    bool got_data = true;
+    assert_true(cli_wait_closed(c, IO_TIMEOUT_MS, &got_data));
+    assert_false(got_data);
+    assert_int_equal(fx_handled(fx), 2);
+    TH_WAIT(ok, fx_observed(fx, "/drop") == 0, IO_TIMEOUT_MS); /* status 0: no answer */
+    assert_true(ok);
+    cli_free(c);
+    TH_WAIT(ok, fx_connections(fx) == 0, IO_TIMEOUT_MS);
+    assert_true(ok);
+}
+
+static void test_intercept_then_drop(void **state)
+{
+    struct fx *fx = *state;
+    fx_start_default(fx);
+    struct tcli *c = cli_connect(fx->port);
+    cli_send(c, GET("/icept?id=1&to=0") GET("/echo?id=2"));
+    bool got_data = true;
+    assert_true(cli_wait_closed(c, IO_TIMEOUT_MS, &got_data));
+    assert_false(got_data);
+    assert_int_equal(fx_intercepted(fx), 200);
+    assert_int_equal(fx_handled(fx), 1);
+    bool ok;
+    TH_WAIT(ok, fx_observed(fx, "/icept") == 0, IO_TIMEOUT_MS);
+    assert_true(ok);
+    cli_free(c);
+    /* other connections are untouched */
+    c = cli_connect(fx->port);
+    struct tresp r;
+    cli_send(c, GET("/hello"));
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 200);
+    cli_free(c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1234,6 +1378,10 @@ int main(void)
         T(test_connection_close_request_closes_after_answer),
         T(test_expect_100_continue),
         T(test_route_templates_validated),
+        T(test_intercept_replaces_the_answer_and_keeps_alive),
+        T(test_intercept_of_a_later_answer_keeps_pipelined_order),
+        T(test_drop_closes_after_the_earlier_answers),
+        T(test_intercept_then_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
