@@ -216,6 +216,11 @@ int httpc_request(struct httpc *c, const char *method, const char *url, const ch
     HTTPC_SET(CURLOPT_HTTPHEADER, hdrs);
 
     bool is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
+    /* A POST is not idempotent: on a reused keep-alive connection that the server closes
+     * without answering, libcurl sends the request again on a new one by itself (seen with
+     * 7.88: a record created twice). A POST therefore always gets a fresh connection, so that
+     * a lost answer reaches the caller as an error (SPEC §5.3, never two records). */
+    HTTPC_SET(CURLOPT_FRESH_CONNECT, is_post ? 1L : 0L);
     if (strcmp(method, "HEAD") == 0) {
         HTTPC_SET(CURLOPT_NOBODY, 1L);
     } else if (is_get && !body) {

@@ -42,7 +42,9 @@ int httpc_global_init(void);
 struct httpc *httpc_new(const struct httpc_opts *opts);
 void httpc_free(struct httpc *c);
 
-/* One exchange. headers: NULL-terminated "Name: value" lines, may be NULL. body may be NULL
+/* One exchange. A POST always opens a fresh connection (libcurl would silently repeat a POST
+ * whose reused connection closed without an answer). headers: NULL-terminated "Name: value"
+ * lines, may be NULL. body may be NULL
  * (PUT, POST and PATCH then send an empty body). Redirects are not followed, and curl's own
  * "Expect: 100-continue" is suppressed (no waiting round trip before a body).
  * Returns 0 when an HTTP answer arrived (any status, see resp->status), or -1 on a transport

@@ -201,6 +201,42 @@ static void test_post_outcome_unknown_only_when_sent(void **state)
     json_decref(body);
 }
 
+/* A POST whose answer is lost after it took effect (apply + drop) reaches the caller as an
+ * uncertain error, and is not repeated behind its back: libcurl re-sends a request whose reused
+ * keep-alive connection closed without an answer, so POSTs use fresh connections. */
+static void test_post_with_lost_answer_is_sent_once(void **state)
+{
+    struct fx *f = *state;
+    struct advo *a = client(f, f->rc1);
+    long long betnr = create(a, "Vorher"); /* a kept-alive connection now exists */
+    assert_true(betnr > 0);
+    char err[256], url[128];
+    snprintf(url, sizeof url, "%s/_sim/faults", f->sim.url);
+    assert_int_equal(th_http("POST", url, NULL,
+                             "{\"method\":\"POST\",\"route\":\"/api/v1/advonet/Beteiligte\","
+                             "\"apply\":true,\"drop\":true,\"count\":1}",
+                             NULL),
+                     200);
+    long status = 0;
+    json_t *out = NULL, *body = json_pack("{s:s}", "name", "Nur Einmal");
+    bool maybe = false;
+    assert_int_equal(advo_post_beteiligte(a, body, &status, &out, &maybe, err, sizeof err), -1);
+    assert_true(maybe);
+    json_decref(body);
+    json_t *all = NULL;
+    snprintf(url, sizeof url, "%s/_sim/state/Beteiligte", f->sim.url);
+    assert_int_equal(th_http("GET", url, NULL, NULL, &all), 200);
+    size_t i, once = 0;
+    json_t *rec;
+    json_array_foreach(all, i, rec)
+    {
+        once += strcmp(json_string_value(json_object_get(rec, "name")), "Nur Einmal") == 0;
+    }
+    json_decref(all);
+    assert_int_equal(once, 1);
+    advo_free(a);
+}
+
 static void test_rechtsformen_cached(void **state)
 {
     struct fx *f = *state;
@@ -322,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_beteiligte_and_kommunikation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rechtsformen_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_outcome_unknown_only_when_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_with_lost_answer_is_sent_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_token_for_two_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_refreshes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_token_is_refreshed, setup_short_tokens,
