@@ -124,12 +124,7 @@ static int start_producer(struct fx *f)
                          NULL};
     if (th_proc_start(&f->producer, argv, env, false) != 0)
         return -1;
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", f->ops_port);
-    bool up;
-    TH_WAIT(up, th_http("GET", url, NULL, NULL, NULL) == 200 || !th_proc_alive(&f->producer),
-            10000);
-    return up && th_proc_alive(&f->producer) ? 0 : -1;
+    return th_proc_healthy(&f->producer, f->ops_port, 10000);
 }
 
 static int setup(void **state)

@@ -82,11 +82,7 @@ static int producer_start(struct th_proc *p, int web, int ops, const char *const
     const char *argv[] = {th_bin("vmh-producer", bin, sizeof bin), NULL};
     if (th_proc_start(p, argv, env, false) != 0)
         return -1;
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", ops);
-    bool up;
-    TH_WAIT(up, th_http("GET", url, NULL, NULL, NULL) == 200 || !th_proc_alive(p), 10000);
-    return up && th_proc_alive(p) ? 0 : -1;
+    return th_proc_healthy(p, ops, 10000);
 }
 
 static double metric(int ops_port, const char *name, const char *labels)

@@ -761,6 +761,15 @@ int th_worker_start_bin(struct th_worker *w, const char *name, const char *boots
     return th_proc_start(&w->proc, argv, env, false);
 }
 
+int th_proc_healthy(struct th_proc *p, int ops_port, long long timeout_ms)
+{
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", ops_port);
+    bool up;
+    TH_WAIT(up, th_http("GET", url, NULL, NULL, NULL) == 200 || !th_proc_alive(p), timeout_ms);
+    return up && th_proc_alive(p) ? 0 : -1;
+}
+
 bool th_worker_ready(struct th_worker *w)
 {
     char url[80];

@@ -185,6 +185,10 @@ int th_worker_start_bin(struct th_worker *w, const char *name, const char *boots
 /* GET /readyz answered 200. */
 bool th_worker_ready(struct th_worker *w);
 
+/* Waits until p serves GET /healthz with 200 on 127.0.0.1:ops_port, or exits, or timeout_ms
+ * passed. 0 when healthy, -1 otherwise. */
+int th_proc_healthy(struct th_proc *p, int ops_port, long long timeout_ms);
+
 /* The recording handler's log (vmh-worker-rec, REC_MODE=record): one struct th_run per run. */
 struct th_run_msg {
     char topic[128];
