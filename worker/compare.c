@@ -8,21 +8,6 @@ static bool present(const char *s)
     return s && *s;
 }
 
-const char *sync_case_name(enum sync_case c)
-{
-    switch (c) {
-    case CASE_NO_CHANGE:
-        return "no_change";
-    case CASE_ESPOCRM_NEWER:
-        return "espocrm_newer";
-    case CASE_ADVOWARE_NEWER:
-        return "advoware_newer";
-    case CASE_CONFLICT:
-        return "conflict";
-    }
-    return "unknown";
-}
-
 bool cmp_espo_changed(const struct cmp_input *in)
 {
     if (!in->has_last_sync || in->dirty)
@@ -42,18 +27,4 @@ bool cmp_advo_changed(const struct cmp_input *in)
     if (!in->has_geaendert)
         return false;
     return !in->has_last_sync || in->geaendert_am > in->last_sync;
-}
-
-enum sync_case cmp_decide(const struct cmp_input *in)
-{
-    if (!in->has_last_sync)
-        return CASE_ESPOCRM_NEWER;
-    bool espo = cmp_espo_changed(in), advo = cmp_advo_changed(in);
-    if (espo && advo)
-        return CASE_CONFLICT;
-    if (espo)
-        return CASE_ESPOCRM_NEWER;
-    if (advo)
-        return CASE_ADVOWARE_NEWER;
-    return CASE_NO_CHANGE;
 }

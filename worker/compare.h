@@ -1,4 +1,5 @@
-/* compare.h: change detection of SPEC §5.2, pure functions.
+/* compare.h: whether each side changed as a whole (SPEC §5.2): the fallback of the three-way
+ * merge for a party without a baseline (merge.h), and the Kommunikation planner's inputs. Pure.
  *
  * Times are Unix seconds (UTC); the caller converts EspoCRM's UTC datetimes and Advoware's
  * zone-less local times (synctime.h) before asking. */
@@ -27,18 +28,10 @@ struct cmp_input {
     long long geaendert_am; /* geaendertAm */
 };
 
-enum sync_case { CASE_NO_CHANGE, CASE_ESPOCRM_NEWER, CASE_ADVOWARE_NEWER, CASE_CONFLICT };
-
-/* "no_change", "espocrm_newer", "advoware_newer", "conflict" (metric and log label). */
-const char *sync_case_name(enum sync_case c);
-
 /* dirty, or lastSync is null, or modifiedAt > lastSync and it is not the sync's own write (by
  * the sync user, within OWN_WRITE_TOLERANCE_S of lastSync). */
 bool cmp_espo_changed(const struct cmp_input *in);
 /* rowIds differ when both exist; otherwise geaendertAm > lastSync (no lastSync: changed when
  * Advoware has a time at all). */
 bool cmp_advo_changed(const struct cmp_input *in);
-/* The table of SPEC §5.2: no lastSync → espocrm_newer (initial sync). */
-enum sync_case cmp_decide(const struct cmp_input *in);
-
 #endif
