@@ -286,6 +286,7 @@ struct entry {
     bool added;     /* the plan adds tlf to EspoCRM (Var4) */
     bool slot_used; /* a slot taken by Var1 */
     int pair;       /* the EspoCRM item, -1 */
+    int base;       /* the baseline entry of the same id, -1 */
 };
 
 struct planner {
@@ -294,11 +295,57 @@ struct planner {
     struct entry *a; /* per Advoware entry */
     char **espo_key; /* per EspoCRM item: komm_value_key of its value */
     int *espo_pair;  /* per EspoCRM item: the Advoware entry, -1 */
+    char **base_key; /* per baseline entry: komm_value_key of its value */
     bool oom;
 };
 
+/* Whether phone type fits kz in the entity's type list (TelPrivat fits Other where there is no
+ * Home; any type EspoCRM may add fits Sonstige's). */
+static bool type_fits(const struct komm_in *in, int kz, const char *type)
+{
+    const char *t = komm_kz_espo_type(kz, in->phone_types, in->nphone_types, in->default_type);
+    return t && (strcmp(t, type) == 0 ||
+                 (komm_kz_for(KOMM_PHONE, type) == 10 &&
+                  strcmp(t, komm_kz_espo_type(10, in->phone_types, in->nphone_types,
+                                              in->default_type)) == 0));
+}
+
+/* Whether EspoCRM's items differ from the baseline's: another value, one more or less, or a
+ * phone whose type no longer fits its entry's kommKz (the user is told). */
+static bool espo_differs_from_base(const struct komm_in *in)
+{
+    if (in->nespo != in->nbase)
+        return true;
+    bool differs = false, *used = calloc(in->nbase + 1, sizeof *used);
+    if (!used)
+        return true;
+    for (size_t j = 0; j < in->nespo && !differs; j++) {
+        const struct komm_espo *e = &in->espo[j];
+        char *key = komm_value_key(e->value, e->cls);
+        bool found = false;
+        for (size_t b = 0; key && b < in->nbase && !found; b++) {
+            const struct komm_base *x = &in->base[b];
+            if (used[b] || x->cls != e->cls)
+                continue;
+            char *bkey = komm_value_key(x->value, x->cls);
+            found = bkey && strcmp(key, bkey) == 0;
+            free(bkey);
+            if (found) {
+                used[b] = true;
+                differs = e->cls == KOMM_PHONE && e->type && !type_fits(in, x->kz, e->type);
+            }
+        }
+        differs |= !found;
+        free(key);
+    }
+    free(used);
+    return differs;
+}
+
 bool komm_needs_plan(const struct komm_in *in)
 {
+    if (in->has_base)
+        return in->advo_changed || espo_differs_from_base(in);
     return in->initial || in->espo_changed || in->advo_changed;
 }
 
@@ -337,11 +384,7 @@ static bool fits(const struct planner *p, int kz, enum komm_class cls, const cha
 {
     if (!kz_valid(kz) || kz_table[kz].cls != cls)
         return false;
-    if (cls == KOMM_EMAIL || !type)
-        return true;
-    const char *t = espo_type(p, kz);
-    return strcmp(t, type) == 0 ||
-           (komm_kz_for(cls, type) == 10 && strcmp(t, espo_type(p, 10)) == 0);
+    return cls == KOMM_EMAIL || !type || type_fits(p->in, kz, type);
 }
 
 static enum komm_class entry_class(const struct entry *e)
@@ -441,6 +484,16 @@ static void pair(struct planner *p, size_t i, size_t j)
     p->espo_pair[j] = (int)i;
 }
 
+/* Once the plan succeeded, entry i and EspoCRM hold value (EspoCRM's form) as kommKz kz. */
+static void agree(struct planner *p, size_t i, const char *value, int kz)
+{
+    free(p->plan->agreed[i]);
+    p->plan->agreed[i] = value ? strdup(value) : NULL;
+    p->plan->agreed_kz[i] = kz;
+    if (value && !p->plan->agreed[i])
+        p->oom = true;
+}
+
 /* An unpaired EspoCRM item of class cls whose key is key, one whose type fits kz first (the same
  * number may be an Office phone and a Fax). -1 if none. */
 static int find_value(const struct planner *p, const char *key, enum komm_class cls, int kz)
@@ -472,6 +525,24 @@ static bool espo_has(const struct planner *p, const char *key, enum komm_class c
     return false;
 }
 
+/* Entry i holds the value of EspoCRM item e, whose phone type no longer fits the entry's kommKz
+ * (read-only after POST): the user is told to change it in Advoware. */
+static void type_change(struct planner *p, size_t i, const struct komm_espo *e)
+{
+    const struct entry *x = &p->a[i];
+    if (fits(p, x->kz, e->cls, e->type))
+        return;
+    struct komm_action *a = push(p, KOP_NOTIFY, KVAR_N);
+    char text[512];
+    snprintf(text, sizeof text,
+             "Typ-Änderung nicht möglich, bitte manuell in Advoware ändern: %.200s "
+             "ist in Advoware %s, in EspoCRM %s",
+             x->m.value ? x->m.value : p->in->advo[i].tlf, komm_kz_name(x->kz),
+             e->type ? e->type : "E-Mail");
+    if (a && !(a->value = strdup(text)))
+        p->oom = true;
+}
+
 /* Step 1: entries whose marker value EspoCRM still holds. */
 static void step_marker_pairs(struct planner *p)
 {
@@ -487,25 +558,20 @@ static void step_marker_pairs(struct planner *p)
         pair(p, i, (size_t)j);
         const struct komm_espo *e = &in->espo[j];
         if (x->has_tlf && strcmp(x->tlf_key, x->mark_key) == 0) { /* in sync */
-            if (!fits(p, x->kz, e->cls, e->type)) { /* kommKz is read-only after POST */
-                struct komm_action *a = push(p, KOP_NOTIFY, KVAR_N);
-                char text[512];
-                snprintf(text, sizeof text,
-                         "Typ-Änderung nicht möglich, bitte manuell in Advoware ändern: %.200s "
-                         "ist in Advoware %s, in EspoCRM %s",
-                         x->m.value, komm_kz_name(x->kz), e->type ? e->type : "E-Mail");
-                if (a && !(a->value = strdup(text)))
-                    p->oom = true;
-            }
+            agree(p, i, e->value, x->kz);
+            type_change(p, i, e);
         } else if (x->has_tlf && !x->espo) { /* the user's new value stays, EspoCRM keeps v */
+            agree(p, i, e->value, x->kz);
             if (!x->web)
                 skip_invalid(p, i);
         } else if (in->dir == KOMM_TO_ADVOWARE) { /* Var6 reverted: EspoCRM wins */
+            agree(p, i, e->value, x->kz);
             put_espo_value(p, KVAR_6, i, e->value, cls, x->kz, -1);
         } else if (!x->has_tlf) { /* emptied in Advoware: a deletion, the entry becomes a slot */
             int k = put_entry(p, KVAR_3, i, "", x->kz, 0, false);
             espo_action(p, KOP_ESPO_REMOVE, KVAR_3, (size_t)j, NULL, e->cls, NULL, k);
         } else { /* Var6: changed in Advoware */
+            agree(p, i, x->espo, x->kz);
             int k = put_entry(p, KVAR_6, i, in->advo[i].tlf, x->kz, -1, false);
             espo_action(p, KOP_ESPO_SET, KVAR_6, (size_t)j, x->espo, e->cls, NULL, k);
         }
@@ -528,6 +594,7 @@ static void step_value_pairs(struct planner *p)
         const struct komm_espo *e = &in->espo[j];
         if (!x->kz_known) /* GET said 0: EspoCRM's type is the better guess */
             x->kz = komm_kz_for(e->cls, e->type);
+        agree(p, i, e->value, x->kz);
         put_entry(p, KVAR_MATCH, i, in->advo[i].tlf, x->kz, -1, false);
     }
 }
@@ -554,6 +621,7 @@ static void step_orphans(struct planner *p)
         }
         if (found >= 0) {
             pair(p, i, (size_t)found);
+            agree(p, i, in->espo[found].value, x->kz);
             put_espo_value(p, KVAR_5, i, in->espo[found].value, in->espo[found].cls, x->kz, 1);
         } else {
             put_entry(p, KVAR_2, i, "", x->kz, 0, false);
@@ -615,46 +683,287 @@ static void step_new_in_advoware(struct planner *p)
         }
         phones += cls == KOMM_PHONE;
         x->added = true;
+        agree(p, i, x->espo, x->kz);
         int k = put_entry(p, KVAR_4, i, in->advo[i].tlf, x->kz, -1, false);
         espo_action(p, KOP_ESPO_ADD, KVAR_4, 0, x->espo, cls,
                     cls == KOMM_PHONE ? espo_type(p, x->kz) : NULL, k);
     }
 }
 
-/* Step 4: EspoCRM items still unpaired → Var3 (deleted in Advoware) or Var1 (new in EspoCRM:
- * into an empty slot that fits, else POST). */
+/* Var1: EspoCRM item j is new: into an empty slot of exactly its kommKz (SPEC §5.4: a new
+ * business e-mail never fills a Bea slot, which would be permanent: kommKz is read-only after
+ * POST), else POSTed. */
+static void var1(struct planner *p, size_t j)
+{
+    const struct komm_espo *e = &p->in->espo[j];
+    int kz = komm_kz_for(e->cls, e->type), slot = -1;
+    for (size_t i = 0; i < p->in->nadvo && slot < 0; i++) {
+        if (p->a[i].slot && !p->a[i].slot_used && p->a[i].pair < 0 && p->a[i].kz == kz)
+            slot = (int)i;
+    }
+    if (slot >= 0) {
+        p->a[slot].slot_used = true;
+        agree(p, (size_t)slot, e->value, kz);
+        put_espo_value(p, KVAR_1, (size_t)slot, e->value, e->cls, kz, 1);
+        return;
+    }
+    struct komm_action *a = push(p, KOP_ADVO_POST, KVAR_1);
+    if (!a)
+        return;
+    a->kz = kz;
+    a->cls = e->cls;
+    a->online = 1;
+    a->from_espo = true;
+    a->tlf = advo_value(e->value, e->cls);
+    a->bemerkung = a->tlf ? marker_format(a->tlf, a->kz, NULL) : NULL;
+    a->value = strdup(e->value);
+    if (!a->tlf || !a->bemerkung || !a->value)
+        p->oom = true;
+}
+
+/* Step 4: EspoCRM items still unpaired → Var3 (deleted in Advoware) or Var1 (new in EspoCRM). */
 static void step_new_in_espocrm(struct planner *p)
 {
     const struct komm_in *in = p->in;
     for (size_t j = 0; j < in->nespo; j++) {
-        const struct komm_espo *e = &in->espo[j];
         if (p->espo_pair[j] >= 0)
             continue;
-        if (deleted_in_advoware(in)) {
-            espo_action(p, KOP_ESPO_REMOVE, KVAR_3, j, NULL, e->cls, NULL, -1);
+        if (deleted_in_advoware(in))
+            espo_action(p, KOP_ESPO_REMOVE, KVAR_3, j, NULL, in->espo[j].cls, NULL, -1);
+        else
+            var1(p, j);
+    }
+}
+
+/* ---- the planner with a baseline (SPEC §5.2, §5.4) ------------------------------------------
+ *
+ * An entry is identified by its Advoware id; the baseline says which value both systems held
+ * for it after the last successful run. Against it, each side's change is recognised per entry,
+ * as §5.2 does per field: a marker written before a failed final PUT (Var4, Var6) can never turn
+ * an Advoware-side change into a deletion, because the marker no longer decides. Values equal
+ * on both sides are in sync, whoever wrote them: so a run that failed after some of its writes
+ * finishes them without a duplicate or a revert. The steps, in order:
+ *   B1  equal values pair (baseline entries still holding their value first): in sync; the
+ *       marker is written where it is missing or stale (Match);
+ *   B2  a baseline entry whose value EspoCRM still holds but Advoware changed → Var6 (pull);
+ *       one Advoware emptied → Var3 (EspoCRM drops it; the entry becomes a slot);
+ *   B3  a baseline entry whose value EspoCRM no longer holds → Var5 onto a new EspoCRM item that
+ *       fits its kommKz, else Var2 (slot); if Advoware changed it too, that is a conflict: EspoCRM
+ *       wins and the notification names Advoware's value;
+ *   B4  EspoCRM items whose value the baseline knows but no entry holds any more: deleted in
+ *       Advoware (a person may delete entries there) → Var3;
+ *   B5  entries the baseline does not know, with a value → Var4 (new in Advoware, a person's
+ *       number in a slot included); without one → free slots;
+ *   B6  EspoCRM items the baseline does not know → Var1. */
+
+/* Whether the baseline holds a value of key and cls. */
+static bool base_knows(const struct planner *p, const char *key, enum komm_class cls)
+{
+    for (size_t b = 0; b < p->in->nbase; b++) {
+        if (p->in->base[b].cls == cls && p->base_key[b] && strcmp(p->base_key[b], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether entry i's bemerkung already is the marker of its tlf and kz (or a slot marker of kz
+ * when tlf is empty): then no PUT is needed. */
+static bool marker_right(const struct planner *p, size_t i, int kz)
+{
+    const struct entry *x = &p->a[i];
+    if (!x->has_tlf)
+        return x->m.kind == MARKER_SLOT && x->m.kz == kz;
+    return x->marked && x->m.kz == kz && strcmp(x->mark_key, x->tlf_key) == 0;
+}
+
+/* PUT entry i's own tlf with its marker (or an empty slot), unless it has it already. The
+ * action's index, -1 when no PUT is needed. */
+static int mark(struct planner *p, enum komm_var var, size_t i, int kz)
+{
+    if (marker_right(p, i, kz))
+        return -1;
+    return put_entry(p, var, i, p->a[i].has_tlf ? p->in->advo[i].tlf : "", kz,
+                     p->a[i].has_tlf ? -1 : 0, false);
+}
+
+/* The conflict notification of an entry (SPEC §5.2): EspoCRM's value won over Advoware's. */
+static void conflict(struct planner *p, size_t i)
+{
+    char *v = komm_trim(p->in->advo[i].tlf), text[512];
+    if (!v) {
+        p->oom = true;
+        return;
+    }
+    snprintf(text, sizeof text,
+             "Konflikt gelöst: EspoCRM-Daten wurden übernommen (%s: Advoware "
+             "hatte '%.200s')",
+             entry_class(&p->a[i]) == KOMM_PHONE ? "Telefon" : "E-Mail", v);
+    free(v);
+    struct komm_action *a = push(p, KOP_CONFLICT, KVAR_N);
+    if (a && !(a->value = strdup(text)))
+        p->oom = true;
+}
+
+/* B1: equal values pair; baseline entries that still hold their value go first. */
+static void base_equal(struct planner *p)
+{
+    const struct komm_in *in = p->in;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < in->nadvo; i++) {
+            struct entry *x = &p->a[i];
+            bool unchanged = x->base >= 0 && x->has_tlf && p->base_key[x->base] &&
+                             strcmp(x->tlf_key, p->base_key[x->base]) == 0;
+            if (x->pair >= 0 || !x->has_tlf || (pass == 0) != unchanged)
+                continue;
+            int j = find_value(p, x->tlf_key, entry_class(x), x->kz_known ? x->kz : 0);
+            if (j < 0)
+                continue;
+            const struct komm_espo *e = &in->espo[j];
+            pair(p, i, (size_t)j);
+            if (!x->kz_known) /* GET said 0: EspoCRM's type is the better guess */
+                x->kz = komm_kz_for(e->cls, e->type);
+            agree(p, i, e->value, x->kz);
+            if (x->base >= 0 || x->m.kind == MARKER_VALUE)
+                type_change(p, i, e);
+            mark(p, KVAR_MATCH, i, x->kz);
+        }
+    }
+}
+
+/* B2: baseline entries whose value EspoCRM still holds, changed or emptied in Advoware. */
+static void base_advo_changed(struct planner *p)
+{
+    const struct komm_in *in = p->in;
+    for (size_t i = 0; i < in->nadvo; i++) {
+        struct entry *x = &p->a[i];
+        if (x->pair >= 0 || x->base < 0 || !p->base_key[x->base])
+            continue;
+        enum komm_class cls = entry_class(x);
+        int j = find_value(p, p->base_key[x->base], cls, x->kz);
+        if (j < 0)
+            continue;
+        const struct komm_espo *e = &in->espo[j];
+        pair(p, i, (size_t)j);
+        if (!x->has_tlf) { /* emptied in Advoware: a deletion */
+            int k = mark(p, KVAR_3, i, x->kz);
+            espo_action(p, KOP_ESPO_REMOVE, KVAR_3, (size_t)j, NULL, e->cls, NULL, k);
+        } else if (!x->espo) { /* a value EspoCRM cannot take: EspoCRM keeps the old one */
+            agree(p, i, e->value, x->kz);
+            if (!x->web)
+                skip_invalid(p, i);
+        } else if (espo_has(p, x->tlf_key, cls)) { /* now a value EspoCRM has elsewhere */
+            espo_action(p, KOP_ESPO_REMOVE, KVAR_3, (size_t)j, NULL, e->cls, NULL, -1);
+        } else { /* Var6 */
+            agree(p, i, x->espo, x->kz);
+            int k = mark(p, KVAR_6, i, x->kz);
+            espo_action(p, KOP_ESPO_SET, KVAR_6, (size_t)j, x->espo, e->cls, NULL, k);
+        }
+    }
+}
+
+/* B3: baseline entries whose value EspoCRM no longer holds (changed or deleted there). */
+static void base_espo_changed(struct planner *p)
+{
+    const struct komm_in *in = p->in;
+    for (size_t i = 0; i < in->nadvo; i++) {
+        struct entry *x = &p->a[i];
+        if (x->pair >= 0 || x->base < 0 || !p->base_key[x->base])
+            continue;
+        bool advo_changed = x->has_tlf && strcmp(x->tlf_key, p->base_key[x->base]) != 0;
+        if (advo_changed && !x->espo) { /* a person's input EspoCRM cannot take: it stays */
+            if (!x->web)
+                skip_invalid(p, i);
             continue;
         }
-        int slot = -1;
-        for (size_t i = 0; i < in->nadvo && slot < 0; i++) {
-            if (p->a[i].slot && !p->a[i].slot_used && fits(p, p->a[i].kz, e->cls, e->type))
-                slot = (int)i;
+        int found = -1;
+        for (size_t j = 0; j < in->nespo && found < 0; j++) {
+            const struct komm_espo *e = &in->espo[j];
+            if (p->espo_pair[j] < 0 && fits(p, x->kz, e->cls, e->type) &&
+                !base_knows(p, p->espo_key[j], e->cls))
+                found = (int)j;
         }
-        if (slot >= 0) {
-            p->a[slot].slot_used = true;
-            put_espo_value(p, KVAR_1, (size_t)slot, e->value, e->cls, p->a[slot].kz, 1);
+        if (found >= 0) { /* Var5 */
+            const struct komm_espo *e = &in->espo[found];
+            pair(p, i, (size_t)found);
+            agree(p, i, e->value, x->kz);
+            put_espo_value(p, KVAR_5, i, e->value, e->cls, x->kz, 1);
+        } else if (!marker_right(p, i, x->kz) || x->has_tlf) { /* Var2 */
+            put_entry(p, KVAR_2, i, "", x->kz, 0, false);
+        }
+        if (advo_changed)
+            conflict(p, i);
+    }
+}
+
+/* B4: EspoCRM items whose value the baseline knows but no entry holds: deleted in Advoware. */
+static void base_gone_in_advoware(struct planner *p)
+{
+    const struct komm_in *in = p->in;
+    for (size_t j = 0; j < in->nespo; j++) {
+        if (p->espo_pair[j] < 0 && base_knows(p, p->espo_key[j], in->espo[j].cls)) {
+            p->espo_pair[j] = (int)in->nadvo; /* handled */
+            espo_action(p, KOP_ESPO_REMOVE, KVAR_3, j, NULL, in->espo[j].cls, NULL, -1);
+        }
+    }
+}
+
+/* How many phone numbers EspoCRM holds once the plan's removals are done. */
+static size_t base_phones_left(const struct planner *p)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < p->in->nespo; j++)
+        n += p->in->espo[j].cls == KOMM_PHONE;
+    for (size_t k = 0; k < p->plan->n; k++) {
+        const struct komm_action *a = &p->plan->a[k];
+        n -= a->op == KOP_ESPO_REMOVE && p->in->espo[a->espo].cls == KOMM_PHONE;
+    }
+    return n;
+}
+
+/* B5: entries the baseline does not know: a value is new in Advoware (Var4), an empty one is a
+ * free slot. */
+static void base_new_in_advoware(struct planner *p)
+{
+    const struct komm_in *in = p->in;
+    size_t phones = base_phones_left(p);
+    for (size_t i = 0; i < in->nadvo; i++) {
+        struct entry *x = &p->a[i];
+        if (x->pair >= 0 || x->base >= 0)
+            continue;
+        if (!x->has_tlf) {
+            x->slot = x->m.kind != MARKER_NONE;
             continue;
         }
-        struct komm_action *a = push(p, KOP_ADVO_POST, KVAR_1);
-        if (!a)
-            return;
-        a->kz = komm_kz_for(e->cls, e->type);
-        a->cls = e->cls;
-        a->online = 1;
-        a->from_espo = true;
-        a->tlf = advo_value(e->value, e->cls);
-        a->bemerkung = a->tlf ? marker_format(a->tlf, a->kz, NULL) : NULL;
-        if (!a->tlf || !a->bemerkung)
-            p->oom = true;
+        enum komm_class cls = entry_class(x);
+        if (x->web || espo_has(p, x->tlf_key, cls))
+            continue; /* a web address, or a second entry of a value EspoCRM has: left alone */
+        if (!x->espo) {
+            skip_invalid(p, i);
+            continue;
+        }
+        if (cls == KOMM_PHONE && phones >= KOMM_PHONE_MAX) {
+            skip(p, i, "EspoCRM erlaubt höchstens 10 Telefonnummern");
+            continue;
+        }
+        phones += cls == KOMM_PHONE;
+        x->added = true;
+        agree(p, i, x->espo, x->kz);
+        int k = mark(p, KVAR_4, i, x->kz);
+        espo_action(p, KOP_ESPO_ADD, KVAR_4, 0, x->espo, cls,
+                    cls == KOMM_PHONE ? espo_type(p, x->kz) : NULL, k);
+    }
+}
+
+static void plan_with_base(struct planner *p)
+{
+    base_equal(p);
+    base_advo_changed(p);
+    base_espo_changed(p);
+    base_gone_in_advoware(p);
+    base_new_in_advoware(p);
+    for (size_t j = 0; j < p->in->nespo; j++) { /* B6 */
+        if (p->espo_pair[j] < 0)
+            var1(p, j);
     }
 }
 
@@ -672,11 +981,19 @@ static int read_entry(struct planner *p, size_t i)
     const struct komm_advo *a = &p->in->advo[i];
     struct entry *x = &p->a[i];
     x->pair = -1;
+    x->base = -1;
+    for (size_t b = 0; a->id > 0 && b < p->in->nbase && x->base < 0; b++) {
+        if (p->in->base[b].id == a->id && kz_valid(p->in->base[b].kz))
+            x->base = (int)b;
+    }
     if (marker_parse(a->bemerkung, &x->m) != 0)
         return -1;
     x->has_tlf = !empty(a->tlf);
-    x->kz_known = x->m.kind != MARKER_NONE || kz_valid(a->kz);
-    x->kz = x->m.kind != MARKER_NONE ? x->m.kz : kz_valid(a->kz) ? a->kz : komm_kz_guess(a->tlf);
+    x->kz_known = x->m.kind != MARKER_NONE || kz_valid(a->kz) || x->base >= 0;
+    x->kz = x->m.kind != MARKER_NONE ? x->m.kz
+            : kz_valid(a->kz)        ? a->kz
+            : x->base >= 0           ? p->in->base[x->base].kz
+                                     : komm_kz_guess(a->tlf);
     enum komm_class cls = entry_class(x);
     x->slot = x->m.kind == MARKER_SLOT && !x->has_tlf;
     if (x->has_tlf) {
@@ -705,21 +1022,34 @@ int komm_plan_make(const struct komm_in *in, struct komm_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     size_t na = in->nadvo ? in->nadvo : 1, ne = in->nespo ? in->nespo : 1;
+    size_t nb = in->has_base && in->nbase ? in->nbase : 1;
     struct planner p = {
         .in = in,
         .plan = plan,
         .a = calloc(na, sizeof *p.a),
         .espo_key = calloc(ne, sizeof *p.espo_key),
         .espo_pair = malloc(ne * sizeof *p.espo_pair),
+        .base_key = calloc(nb, sizeof *p.base_key),
     };
-    p.oom = !p.a || !p.espo_key || !p.espo_pair;
+    plan->agreed = calloc(na, sizeof *plan->agreed);
+    plan->agreed_kz = calloc(na, sizeof *plan->agreed_kz);
+    plan->nagreed = in->nadvo;
+    p.oom = !p.a || !p.espo_key || !p.espo_pair || !p.base_key || !plan->agreed || !plan->agreed_kz;
+    for (size_t b = 0; !p.oom && in->has_base && b < in->nbase; b++) {
+        /* a value the baseline cannot compare is no baseline of its entry */
+        if (in->base[b].value && *in->base[b].value &&
+            !(p.base_key[b] = komm_value_key(in->base[b].value, in->base[b].cls)))
+            p.oom = true;
+    }
     for (size_t i = 0; !p.oom && i < in->nadvo; i++)
         p.oom = read_entry(&p, i) != 0;
     for (size_t j = 0; !p.oom && j < in->nespo; j++) {
         p.espo_pair[j] = -1;
         p.oom = !(p.espo_key[j] = komm_value_key(in->espo[j].value, in->espo[j].cls));
     }
-    if (!p.oom) {
+    if (!p.oom && in->has_base) {
+        plan_with_base(&p);
+    } else if (!p.oom) {
         step_marker_pairs(&p);
         step_value_pairs(&p);
         step_orphans(&p);
@@ -734,6 +1064,9 @@ int komm_plan_make(const struct komm_in *in, struct komm_plan *plan)
     }
     for (size_t j = 0; p.espo_key && j < in->nespo; j++)
         free(p.espo_key[j]);
+    for (size_t b = 0; p.base_key && in->has_base && b < in->nbase; b++)
+        free(p.base_key[b]);
+    free(p.base_key);
     free(p.a);
     free(p.espo_key);
     free(p.espo_pair);
@@ -751,6 +1084,10 @@ void komm_plan_free(struct komm_plan *plan)
         free(plan->a[k].bemerkung);
         free(plan->a[k].value);
     }
+    for (size_t i = 0; plan->agreed && i < plan->nagreed; i++)
+        free(plan->agreed[i]);
+    free(plan->agreed);
+    free(plan->agreed_kz);
     free(plan->a);
     memset(plan, 0, sizeof *plan);
 }

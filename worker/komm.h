@@ -78,6 +78,16 @@ struct komm_advo {   /* one Advoware Kommunikation entry as its GET shows it */
     const char *tlf; /* NULL = "" */
     int kz;          /* kommKz of the GET (0: Advoware's bug; the marker knows) */
     const char *bemerkung;
+    long long id; /* Advoware's entry id (0: unknown) */
+};
+
+/* One entry of the baseline (SPEC §5.2 "komm"): Advoware entry `id` and EspoCRM held `value`
+ * after the last successful run. */
+struct komm_base {
+    long long id;
+    int kz;
+    const char *value;
+    enum komm_class cls;
 };
 
 enum komm_dir { KOMM_BOTH, KOMM_TO_ADVOWARE /* a conflict: EspoCRM wins everything */ };
@@ -96,6 +106,13 @@ struct komm_in {
     const char *const *phone_types;
     size_t nphone_types;
     const char *default_type;
+    /* The baseline's entries (SPEC §5.2, §5.4). has_base: the baseline lists the entries (it
+     * may list none); then the plan decides per entry against it, and initial, espo_changed,
+     * advo_changed and dir do not matter (advo_changed still lets the skip rule plan).
+     * Without: the marker steps of §5.4, as written. */
+    const struct komm_base *base;
+    size_t nbase;
+    bool has_base;
 };
 
 /* Var1..Var6 of SPEC §5.4, and the marker-only pairing of equal values (KVAR_MATCH). */
@@ -109,6 +126,8 @@ enum komm_op {
     KOP_ESPO_REMOVE, /* EspoCRM item `espo` goes */
     KOP_NOTIFY,      /* tell the user `value` (a type change Advoware cannot make) */
     KOP_SKIP,        /* Advoware entry `advo` is not taken over; `value` tells the user why */
+    KOP_CONFLICT,    /* the same entry changed on both sides: EspoCRM won; `value` is the
+                        notification naming the overwritten Advoware value */
 };
 
 struct komm_action {
@@ -122,7 +141,8 @@ struct komm_action {
     int online;      /* KOP_ADVO_*: 1, 0, or -1 = not sent */
     bool from_espo;  /* KOP_ADVO_*: tlf is an EspoCRM value (validate before writing) */
     char *value;     /* KOP_ESPO_ADD, KOP_ESPO_SET: the value (a phone's E.164 form);
-                        KOP_NOTIFY, KOP_SKIP: the text */
+                        KOP_ADVO_POST: the value EspoCRM holds (the new entry's baseline);
+                        KOP_NOTIFY, KOP_SKIP, KOP_CONFLICT: the text */
     enum komm_class cls;
     const char *type; /* KOP_ESPO_ADD: phone type (komm_kz_espo_type), NULL for e-mails */
     int after;        /* EspoCRM actions: index of the Advoware action that must succeed
@@ -134,10 +154,18 @@ struct komm_plan {
     size_t n, cap;
     bool deferred; /* to_advoware left Advoware-side news for a later run: keep the old hash,
                       so that run plans again */
+    /* What both systems hold once every action succeeded, per Advoware entry (komm_in.advo):
+     * agreed[i] the value EspoCRM holds for entry i (NULL: none, e.g. a slot, a skipped or web
+     * entry), agreed_kz[i] its kommKz. POSTed entries: their action's value and kz. The next
+     * baseline's "komm". */
+    char **agreed;
+    int *agreed_kz;
+    size_t nagreed;
 };
 
 /* Whether anything needs planning: the skip rule of SPEC §5.4 (not initial, EspoCRM unchanged,
- * hash equal → nothing). */
+ * hash equal → nothing). With a baseline, "EspoCRM unchanged" is decided by values: EspoCRM's
+ * items are the baseline's (by value and class, each phone's type fitting its kommKz). */
 bool komm_needs_plan(const struct komm_in *in);
 
 /* The actions for in, in execution order. 0, or -1 when out of memory (plan empty).

@@ -18,6 +18,9 @@ struct ksync {
     size_t *espo_index; /* per item: its index in phoneNumberData or emailAddressData */
     struct komm_advo *advo;
     size_t nadvo;
+    json_t *base_komm; /* the stored baseline's entries (a reference), NULL */
+    struct komm_base *base;
+    size_t nbase;
     char **types; /* the entity's phone types (copies) */
     size_t ntypes;
     char *default_type;
@@ -31,6 +34,7 @@ struct ksync {
     char **rowid;      /* per Advoware entry: its rowId after the run (malloc'd or NULL) */
     char **new_rowids; /* rowIds of POSTed entries */
     size_t nnew;
+    long long *new_id; /* per action: the id a POST answered with */
     bool all_ok;
 };
 
@@ -86,10 +90,43 @@ static int read_advo(struct ksync *ks)
         ks->advo[i] =
             (struct komm_advo){.tlf = jstr(e, "tlf"),
                                .kz = (int)json_integer_value(json_object_get(e, "kommKz")),
-                               .bemerkung = jstr(e, "bemerkung")};
+                               .bemerkung = jstr(e, "bemerkung"),
+                               .id = json_integer_value(json_object_get(e, "id"))};
         const char *r = jstr(e, "rowId");
         if (r && !(ks->rowid[i] = strdup(r)))
             return -1;
+    }
+    return 0;
+}
+
+static const char *const base_class[] = {[KOMM_PHONE] = "phone", [KOMM_EMAIL] = "email"};
+
+/* The baseline's entries; one that is not {"id":int,"kz":int,"value":str,"espo":"phone"|
+ * "email"} is left out (its Advoware entry then counts as new: nothing is deleted for it). */
+static int read_base(struct ksync *ks, const json_t *komm)
+{
+    if (!json_is_array(komm))
+        return 0;
+    ks->base_komm = json_incref((json_t *)komm);
+    ks->base = calloc(json_array_size(komm) + 1, sizeof *ks->base);
+    if (!ks->base)
+        return -1;
+    size_t i;
+    json_t *e;
+    json_array_foreach(komm, i, e)
+    {
+        const char *espo = jstr(e, "espo"), *value = jstr(e, "value");
+        json_t *id = json_object_get(e, "id"), *kz = json_object_get(e, "kz");
+        if (!espo || !value || !json_is_integer(id) || !json_is_integer(kz))
+            continue;
+        enum komm_class cls = strcmp(espo, "email") == 0 ? KOMM_EMAIL : KOMM_PHONE;
+        if (strcmp(espo, base_class[cls]) != 0 ||
+            komm_kz_class((int)json_integer_value(kz)) != (int)cls)
+            continue;
+        ks->base[ks->nbase++] = (struct komm_base){.id = json_integer_value(id),
+                                                   .kz = (int)json_integer_value(kz),
+                                                   .value = value,
+                                                   .cls = cls};
     }
     return 0;
 }
@@ -139,7 +176,7 @@ struct ksync *ksync_new(const struct ksync_in *in)
         ks->stored_hash = NULL;
     char hash[17];
     if (copy_types(ks, in) != 0 || read_espo(ks) != 0 || read_advo(ks) != 0 ||
-        current_hash(ks, hash) != 0) {
+        read_base(ks, in->base_komm) != 0 || current_hash(ks, hash) != 0) {
         ksync_free(ks);
         return NULL;
     }
@@ -155,6 +192,9 @@ struct ksync *ksync_new(const struct ksync_in *in)
         .phone_types = (const char *const *)ks->types,
         .nphone_types = ks->ntypes,
         .default_type = ks->default_type,
+        .base = ks->base,
+        .nbase = ks->nbase,
+        .has_base = ks->base_komm != NULL && !in->create,
     };
     /* An Advoware answer without a kommunikation list (missing or not an array) says nothing
      * about the entries: the Kommunikation part is skipped, nothing is deleted or added
@@ -167,7 +207,8 @@ struct ksync *ksync_new(const struct ksync_in *in)
     ks->done = calloc(ks->plan.n + 1, sizeof *ks->done);
     ks->status = calloc(ks->plan.n + 1, sizeof *ks->status);
     ks->new_rowids = calloc(ks->plan.n + 1, sizeof *ks->new_rowids);
-    if (!ks->done || !ks->status || !ks->new_rowids) {
+    ks->new_id = calloc(ks->plan.n + 1, sizeof *ks->new_id);
+    if (!ks->done || !ks->status || !ks->new_rowids || !ks->new_id) {
         ksync_free(ks);
         return NULL;
     }
@@ -191,6 +232,9 @@ void ksync_free(struct ksync *ks)
     free(ks->advo);
     free(ks->done);
     free(ks->status);
+    free(ks->new_id);
+    free(ks->base);
+    json_decref(ks->base_komm);
     for (size_t i = 0; ks->types && i < ks->ntypes; i++)
         free(ks->types[i]);
     free(ks->types);
@@ -299,6 +343,7 @@ int ksync_run(struct ksync *ks, struct advo *a, long long betnr, bool *transient
             ks->done[k] = DONE_OK;
             char *copy = rowid ? strdup(rowid) : NULL;
             if (act->op == KOP_ADVO_POST) {
+                ks->new_id[k] = json_integer_value(json_object_get(out, "id"));
                 if (copy)
                     ks->new_rowids[ks->nnew++] = copy;
             } else {
@@ -419,6 +464,50 @@ const char *ksync_note(const struct ksync *ks, size_t i)
             return ks->plan.a[k].value;
     }
     return NULL;
+}
+
+const char *ksync_conflict(const struct ksync *ks, size_t i)
+{
+    for (size_t k = 0; k < ks->plan.n; k++) {
+        if (ks->plan.a[k].op == KOP_CONFLICT && i-- == 0)
+            return ks->plan.a[k].value;
+    }
+    return NULL;
+}
+
+static int add_base(json_t *out, long long id, int kz, const char *value)
+{
+    enum komm_class cls = (enum komm_class)komm_kz_class(kz);
+    if (id <= 0 || !value || komm_kz_class(kz) < 0)
+        return 0; /* an entry whose id Advoware did not say counts as new next time */
+    return json_array_append_new(out, json_pack("{s:I,s:i,s:s,s:s}", "id", (json_int_t)id, "kz", kz,
+                                                "value", value, "espo", base_class[cls]));
+}
+
+json_t *ksync_baseline(const struct ksync *ks)
+{
+    if (!ks->planned)
+        return ks->base_komm ? json_deep_copy(ks->base_komm) : NULL;
+    if (!ks->all_ok || ks->plan.deferred)
+        return NULL;
+    json_t *out = json_array();
+    int rc = out ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < ks->plan.nagreed; i++) {
+        if (ks->plan.agreed[i])
+            rc = add_base(
+                out, json_integer_value(json_object_get(json_array_get(ks->advo_list, i), "id")),
+                ks->plan.agreed_kz[i], ks->plan.agreed[i]);
+    }
+    for (size_t k = 0; rc == 0 && k < ks->plan.n; k++) {
+        const struct komm_action *a = &ks->plan.a[k];
+        if (a->op == KOP_ADVO_POST && ks->done[k] == DONE_OK)
+            rc = add_base(out, ks->new_id[k], a->kz, a->value);
+    }
+    if (rc != 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
 }
 
 const char *ksync_skipped(const struct ksync *ks, size_t i)

@@ -30,6 +30,9 @@ struct ksync_in {
     const char *const *phone_types;
     size_t nphone_types;
     const char *default_type;
+    /* The baseline's "komm" array (SPEC §5.2): NULL when the baseline has none (the markers
+     * decide, §5.4 as written). ksync keeps a reference. */
+    const json_t *base_komm;
 };
 
 struct ksync;
@@ -53,6 +56,16 @@ int ksync_run(struct ksync *ks, struct advo *a, long long betnr, bool *transient
  * kommunikationHash when every action succeeded, nothing was deferred to a later run, and it
  * differs from the stored one. */
 void ksync_fill_put(const struct ksync *ks, json_t *put);
+
+/* The next baseline's "komm" (SPEC §5.2): what both systems hold once the run's actions all
+ * succeeded, [{"id","kz","value","espo"}], each value as EspoCRM holds it. When nothing was
+ * planned: the stored one (NULL if none). NULL too after a failed action (the baseline then
+ * does not move). New reference. */
+json_t *ksync_baseline(const struct ksync *ks);
+
+/* The i-th conflict notification (SPEC §5.2: the same entry changed on both sides, EspoCRM
+ * won; the text names Advoware's value); NULL past the end. */
+const char *ksync_conflict(const struct ksync *ks, size_t i);
 
 /* Counts the run's Advoware calls in m (a counter labelled var, result = ok|failed). */
 void ksync_count(const struct ksync *ks, struct metric *m);

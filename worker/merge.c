@@ -203,9 +203,8 @@ json_t *merge_baseline_parse(const char *text)
 char *merge_baseline_format(const json_t *fields, const json_t *komm, const char *rowid,
                             const char *komm_hash)
 {
-    json_t *k = komm ? json_incref((json_t *)komm) : json_array();
-    json_t *b = json_pack("{s:i,s:O,s:o,s:s?,s:s?}", "v", 1, "fields", fields, "komm", k, "rowId",
-                          rowid, "kommHash", komm_hash);
+    json_t *b = json_pack("{s:i,s:O,s:O*,s:s?,s:s?}", "v", 1, "fields", fields, "komm", komm,
+                          "rowId", rowid, "kommHash", komm_hash);
     char *text = b ? json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(b);
     return text;

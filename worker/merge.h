@@ -86,8 +86,10 @@ void merge_conflict_text(const struct merge_result *r, char *buf, size_t len);
  * "fields" object; NULL when missing, unreadable or of another version (the fallback decides). */
 json_t *merge_baseline_parse(const char *text);
 
-/* The text to store: {"v":1,"fields":fields,"komm":komm (or []),"rowId":rowid,
- * "kommHash":komm_hash}. malloc'd (compact, keys sorted); NULL on out of memory. */
+/* The text to store: {"v":1,"fields":fields,"komm":komm,"rowId":rowid,"kommHash":komm_hash};
+ * without komm (NULL: the entries both hold are not known) the key is left out, and the next
+ * run's Kommunikation falls back to the markers (SPEC §5.4). malloc'd (compact, keys sorted); NULL
+ * on out of memory. */
 char *merge_baseline_format(const json_t *fields, const json_t *komm, const char *rowid,
                             const char *komm_hash);
 

@@ -46,8 +46,9 @@ struct run {
     json_t *put;       /* the final PUT's attributes */
     const char *user;  /* who gets notifications */
     enum merge_case scase;
-    json_t *agreed;  /* the 8 fields both systems hold after a successful run (the baseline's) */
-    bool auto_reset; /* a cron auto_reset: the retry count starts over */
+    json_t *agreed; /* the 8 fields both systems hold after a successful run (the baseline's) */
+    json_t *agreed_komm; /* the entries they hold (the baseline's "komm"); NULL: unknown */
+    bool auto_reset;     /* a cron auto_reset: the retry count starts over */
     long long betnr;
     char err[512];
     char skipped[512]; /* Advoware entries EspoCRM cannot take, for syncErrorMessage */
@@ -459,17 +460,25 @@ static enum step kommunikation(struct run *r, struct ksync *ks)
     r->komm_planned = ksync_planned(ks);
     ksync_count(ks, r->conf->komm);
     ksync_fill_put(ks, r->put);
+    json_decref(r->agreed_komm);
+    r->agreed_komm = s == STEP_OK ? ksync_baseline(ks) : NULL;
     for (size_t i = 0; ksync_note(ks, i); i++)
         notify_once(r, ksync_note(ks, i));
+    for (size_t i = 0; ksync_conflict(ks, i); i++) { /* EspoCRM won an entry */
+        metric_inc(r->conf->conflicts);
+        notify_once(r, ksync_conflict(ks, i));
+    }
     skipped(r, ks);
     return s;
 }
 
 /* Plans the Kommunikation and validates what it would write. NULL with *s set on failure. */
-static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list, bool create,
-                                        bool espo_changed, enum step *s)
+static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list,
+                                        const json_t *base_komm, bool create, bool espo_changed,
+                                        enum step *s)
 {
     struct ksync_in in = {.entity = r->entity,
+                          .base_komm = base_komm,
                           .advo_list = advo_list,
                           .create = create,
                           .espo_changed = espo_changed,
@@ -508,7 +517,7 @@ static enum step create(struct run *r)
     if (s != STEP_OK)
         return s;
     struct ksync *ks =
-        plan_kommunikation(r, NULL, true, true, &s); /* the new record has no entries */
+        plan_kommunikation(r, NULL, NULL, true, true, &s); /* the new record has no entries */
     if (!ks)
         return s;
     if ((s = lock_step(r)) != STEP_OK) {
@@ -611,9 +620,9 @@ static enum step update(struct run *r)
     struct merge_fallback fb = {.espo_changed = in.dirty, .advo_changed = cmp_advo_changed(&in)};
     struct merge_result m;
     int mrc = merge_fields(r->entity, advo, json_object_get(baseline, "fields"), &fb, &m);
-    json_decref(baseline);
     if (mrc != 0) {
         snprintf(r->err, sizeof r->err, "merge: out of memory");
+        json_decref(baseline);
         json_decref(advo);
         return STEP_TRANSIENT;
     }
@@ -625,8 +634,10 @@ static enum step update(struct run *r)
     enum step s = push ? validate(r) : STEP_OK;
     struct ksync *ks = NULL;
     if (s == STEP_OK)
-        ks = plan_kommunikation(r, json_object_get(advo, "kommunikation"), false,
-                                cmp_espo_changed(&in), &s);
+        ks =
+            plan_kommunikation(r, json_object_get(advo, "kommunikation"),
+                               json_object_get(baseline, "komm"), false, cmp_espo_changed(&in), &s);
+    json_decref(baseline); /* ks keeps what it needs */
     if (s == STEP_OK && push)
         s = lock_step(r);
     if (s == STEP_OK && push) { /* the merged state: EspoCRM's edits, Advoware's pulled fields */
@@ -726,9 +737,9 @@ static void add_baseline(struct run *r)
         return;
     const char *rowid = jstr(r->put, "advowareRowId");
     const char *hash = jstr(r->put, "kommunikationHash");
-    char *text =
-        merge_baseline_format(r->agreed, NULL, rowid ? rowid : jstr(r->entity, "advowareRowId"),
-                              hash ? hash : jstr(r->entity, "kommunikationHash"));
+    char *text = merge_baseline_format(r->agreed, r->agreed_komm,
+                                       rowid ? rowid : jstr(r->entity, "advowareRowId"),
+                                       hash ? hash : jstr(r->entity, "kommunikationHash"));
     const char *had = jstr(r->entity, "advowareSyncBaseline");
     if (text && (!had || strcmp(had, text) != 0))
         json_object_set_new(r->put, "advowareSyncBaseline", json_string(text));
@@ -803,8 +814,10 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     json_decref(r->entity);
     json_decref(r->put);
     json_decref(r->agreed);
+    json_decref(r->agreed_komm);
     r->entity = NULL;
     r->agreed = NULL;
+    r->agreed_komm = NULL;
     r->put = json_object();
     r->err[0] = '\0';
     r->skipped[0] = '\0';
@@ -947,12 +960,14 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
     json_decref(r.entity);
     json_decref(r.put);
     json_decref(r.agreed);
+    json_decref(r.agreed_komm);
     return WK_DONE;
 
 espo_down:
     json_decref(r.entity);
     json_decref(r.put);
     json_decref(r.agreed);
+    json_decref(r.agreed_komm);
     metric_inc(conf->errors, "espo_down");
     if (ctx->attempt >= ESPO_GIVE_UP_AFTER) {
         log_warn("EspoCRM unreachable; giving up on the entity (the cron finds it again)",

@@ -215,6 +215,54 @@ static void test_edit_after_failure_restarts_retry_count(void **state)
     json_decref(ss_wait_status(id, "clean", v));
 }
 
+/* SPEC §5.2/§5.4, issue 13: numbers an Advoware user added (Var4) and changed (Var6) survive a
+ * final EspoCRM PUT that fails after the run wrote its markers into Advoware. Version 1 read the
+ * fresh markers as the baseline: the retry emptied the added entry (Var2) and wrote the old
+ * number back over the change (Var5). Per-entry against the stored baseline, the retry takes both
+ * over, writes no marker again, and tells nobody about a conflict. */
+static void test_advoware_entry_edits_survive_a_failed_final_put(void **state)
+{
+    (void)state;
+    char id[64];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Marker GmbH\",\"phoneNumberData\":[{\"phoneNumber\":"
+                     "\"+4951133333\",\"type\":\"Office\",\"primary\":true}]}",
+                     id, sizeof id, &betnr, &v);
+    json_t *a = ss_advo_state(betnr);
+    long long entry = json_integer_value(
+        json_object_get(json_array_get(json_object_get(a, "kommunikation"), 0), "id"));
+    json_decref(a);
+    char path[160];
+    snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld/Kommunikationen/%lld", betnr, entry);
+    json_decref(ss_call(&ss.advo, "PUT", path, "{\"tlf\":\"0511/44444\"}"));
+    advo_add(betnr, "0511/55555", 1);
+    struct ss_calls before;
+    ss_snapshot(&before);
+    long long failed_puts = th_sim_calls(&ss.espo, "PUT", E_ONE, 503);
+    ss_fault(&ss.espo, "PUT", E_ONE, 503, 1);
+    ss_sync_check(id, "stale_clean"); /* the run's final PUT fails; the retry finishes */
+    json_t *e = ss_wait_status(id, "clean", v);
+    assert_int_equal(th_sim_calls(&ss.espo, "PUT", E_ONE, 503), failed_puts + 1);
+    assert_non_null(espo_phone(e, "+4951144444"));
+    assert_non_null(espo_phone(e, "+4951155555"));
+    assert_null(espo_phone(e, "+4951133333"));
+    assert_int_equal(json_array_size(json_object_get(e, "phoneNumberData")), 2);
+    json_decref(e);
+    ss_settle();
+    struct ss_calls now;
+    ss_snapshot(&now);
+    assert_int_equal(now.k_put - before.k_put, 2); /* two markers, not written again */
+    assert_int_equal(now.k_post - before.k_post, 0);
+    a = ss_advo_state(betnr);
+    size_t i, filled = 0;
+    json_t *k;
+    json_array_foreach(json_object_get(a, "kommunikation"), i, k) filled += *ss_str(k, "tlf") != 0;
+    assert_int_equal(filled, 2);
+    json_decref(a);
+    assert_int_equal(ss_notifications_with("Konflikt"), 0);
+    ss_quiesce();
+}
+
 /* SPEC §5.3: a status-only write that meets a person's edit (409) is written again on the
  * fresh version; the party ends with a status a person can read, and the edit is kept. */
 static void test_status_write_409_is_written_again(void **state)
@@ -396,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_entry_espocrm_rejects_is_skipped_and_told_once),
         cmocka_unit_test(test_backoff_holds_against_webhook_runs),
         cmocka_unit_test(test_edit_after_failure_restarts_retry_count),
+        cmocka_unit_test(test_advoware_entry_edits_survive_a_failed_final_put),
         cmocka_unit_test(test_status_write_409_is_written_again),
         cmocka_unit_test(test_uncertain_create_is_never_repeated),
         cmocka_unit_test(test_run_that_lost_its_lock_writes_nothing),

@@ -248,9 +248,12 @@ struct pcase {
 /* One action as a line of text. */
 static void show(const struct komm_action *x, char *buf, size_t len)
 {
-    static const char *const ops[] = {"POST", "PUT", "ADD", "SET", "REMOVE", "NOTIFY", "SKIP"};
+    static const char *const ops[] = {"POST",   "PUT",    "ADD",  "SET",
+                                      "REMOVE", "NOTIFY", "SKIP", "CONFLICT"};
     int n = snprintf(buf, len, "%s %s", ops[x->op],
-                     x->op == KOP_NOTIFY || x->op == KOP_SKIP ? "" : komm_var_name(x->var));
+                     x->op == KOP_NOTIFY || x->op == KOP_SKIP || x->op == KOP_CONFLICT
+                         ? ""
+                         : komm_var_name(x->var));
     switch (x->op) {
     case KOP_ADVO_POST:
         n += snprintf(buf + n, len - (size_t)n, " kz=%d", x->kz);
@@ -273,6 +276,7 @@ static void show(const struct komm_action *x, char *buf, size_t len)
         snprintf(buf + n, len - (size_t)n, " #%zu after=%d", x->espo, x->after);
         break;
     case KOP_NOTIFY:
+    case KOP_CONFLICT:
         snprintf(buf + n, len - (size_t)n, "%s", x->value);
         break;
     case KOP_SKIP:
@@ -326,14 +330,22 @@ static const struct pcase cases[] = {
      false,
      false,
      "POST Var1 kz=3 tlf=+49 170 1234567 bem=" M_MOBILE " online=1"},
-    {"Var1: a Fax goes into a FaxPrivat slot, which keeps kz 7 and its user text",
+    {"Var1: a slot is reused only by its exact kommKz: a Fax (2) never fills FaxPrivat (7)",
      {{"+4951177777", "Fax"}},
      {{"", 0, "[ESPOCRM-SLOT:7] privat"}},
      false,
      true,
      false,
      false,
-     "PUT Var1 #0 tlf=+49 511 77777 bem=[ESPOCRM:KzQ5IDUxMSA3Nzc3Nw==:7] privat online=1"},
+     "POST Var1 kz=2 tlf=+49 511 77777 bem=[ESPOCRM:KzQ5IDUxMSA3Nzc3Nw==:2] online=1"},
+    {"Var1: a new business e-mail never fills a Bea slot (kommKz is read-only after POST)",
+     {{"max@example.com", EMAIL}},
+     {{"", 0, "[ESPOCRM-SLOT:12]"}, {"", 0, "[ESPOCRM-SLOT:4] alt"}},
+     false,
+     true,
+     false,
+     false,
+     "PUT Var1 #1 tlf=max@example.com bem=" M_MAX " alt online=1"},
     {"Var1: CREATE, every item is POSTed",
      {{"+4951112345", "Office"}, {"max@example.com", EMAIL}},
      {{NULL}},
@@ -865,7 +877,7 @@ static void plan_text(const struct pcase *c, bool person, char *got, size_t len)
                                      mail ? NULL : c->espo[j].type};
     }
     for (size_t j = 0; j < na; j++)
-        advo[j] = (struct komm_advo){c->advo[j].tlf, c->advo[j].kz, c->advo[j].bem};
+        advo[j] = (struct komm_advo){c->advo[j].tlf, c->advo[j].kz, c->advo[j].bem, 0};
     struct komm_in in = {.espo = espo,
                          .nespo = ne,
                          .advo = advo,
@@ -906,6 +918,248 @@ static void test_planner_table(void **state)
             fail_msg("%s\n--- want\n%s\n--- got\n%s", person_cases[i].name, person_cases[i].want,
                      got);
     }
+}
+
+/* ---- the planner with a baseline (SPEC §5.2, §5.4): per entry, by Advoware id ---------------- */
+
+struct b {
+    long long id; /* the Advoware entry's id: in the rows, entry #k has id k + 1 */
+    int kz;
+    const char *value;
+    bool mail;
+};
+
+struct bcase {
+    const char *name;
+    struct e espo[NE];
+    struct a advo[NE];
+    struct b base[NE];
+    const char *want;
+};
+
+#define M_12345_2 "[ESPOCRM:KzQ5IDUxMSAxMjM0NQ==:2]" /* +49 511 12345, FaxGesch */
+#define PHONE1                                                                                     \
+    {                                                                                              \
+        1, 1, "+4951112345", false                                                                 \
+    } /* entry #0 held +4951112345 (Office) */
+#define CONFLICT_999999                                                                            \
+    "CONFLICT Konflikt gelöst: EspoCRM-Daten wurden übernommen (Telefon: Advoware hatte "        \
+    "'0511/999999')"
+
+/* Each row is a state after a person's edit or after a run that failed halfway (its Advoware
+ * writes done, its final EspoCRM PUT not): the baseline still describes the run before. */
+static const struct bcase base_cases[] = {
+    {"in sync: nothing",
+     {{"+4951112345", "Office"}},
+     {{"+49 511 12345", 0, M_12345}},
+     {PHONE1},
+     ""},
+    {"Var6: changed in Advoware → EspoCRM takes it, the marker follows",
+     {{"+4951112345", "Office"}},
+     {{"0511/999999", 0, M_12345}},
+     {PHONE1},
+     "PUT Var6 #0 tlf=0511/999999 bem=" M_N999999 "\nSET Var6 #0 +49511999999 after=0"},
+    {"Var6 after a failed final PUT (marker already new): EspoCRM takes it, no revert",
+     {{"+4951112345", "Office"}},
+     {{"+49 511 999999", 0, M_999999}},
+     {PHONE1},
+     "SET Var6 #0 +49511999999 after=-1"},
+    {"Var4 after a failed final PUT (marker written, not in the baseline): added, not deleted",
+     {{NULL}},
+     {{"+49 511 12345", 0, M_12345}},
+     {{0}},
+     "ADD Var4 Office +4951112345 after=-1"},
+    {"Var4: a person typed a number into a slot: an addition, never free space",
+     {{NULL}},
+     {{"0511/12345", 0, "[ESPOCRM-SLOT:1]"}},
+     {{0}},
+     "PUT Var4 #0 tlf=0511/12345 bem=" M_N12345 "\nADD Var4 Office +4951112345 after=0"},
+    {"Var2: deleted in EspoCRM → the entry becomes a slot",
+     {{NULL}},
+     {{"+49 511 12345", 0, M_12345 USER_TEXT}},
+     {PHONE1},
+     "PUT Var2 #0 tlf= bem=[ESPOCRM-SLOT:1]" USER_TEXT " online=0"},
+    {"Var2 after a failed final PUT (the slot is there): nothing",
+     {{NULL}},
+     {{"", 0, "[ESPOCRM-SLOT:1]"}},
+     {PHONE1},
+     ""},
+    {"Var3: emptied in Advoware → EspoCRM drops it, the entry becomes a slot",
+     {{"+4951112345", "Office"}},
+     {{"", 0, M_12345}},
+     {PHONE1},
+     "PUT Var3 #0 tlf= bem=[ESPOCRM-SLOT:1] online=0\nREMOVE Var3 #0 after=0"},
+    {"Var3 after a failed final PUT (the slot is there): EspoCRM drops it",
+     {{"+4951112345", "Office"}},
+     {{"", 0, "[ESPOCRM-SLOT:1]"}},
+     {PHONE1},
+     "REMOVE Var3 #0 after=-1"},
+    {"Var3: a person deleted the entry in Advoware → EspoCRM drops it",
+     {{"+4951112345", "Office"}, {"max@example.com", EMAIL}},
+     {{"max@example.com", 0, M_MAX}},
+     {{2, 1, "+4951112345", false}, {1, 4, "max@example.com", true}},
+     "REMOVE Var3 #0 after=-1"},
+    {"Var5: changed in EspoCRM → the entry takes the new value",
+     {{"+4930987654", "Office"}},
+     {{"+49 511 12345", 0, M_12345}},
+     {PHONE1},
+     "PUT Var5 #0 tlf=+49 30 987654 bem=" M_987654 " online=1"},
+    {"Var5 after a failed final PUT (both hold the new value): in sync",
+     {{"+4930987654", "Office"}},
+     {{"+49 30 987654", 0, M_987654}},
+     {PHONE1},
+     ""},
+    {"the same entry changed on both sides: EspoCRM wins, the notice names Advoware's value",
+     {{"+4930987654", "Office"}},
+     {{"0511/999999", 0, M_12345}},
+     {PHONE1},
+     "PUT Var5 #0 tlf=+49 30 987654 bem=" M_987654 " online=1\n" CONFLICT_999999},
+    {"deleted in EspoCRM, changed in Advoware: EspoCRM wins, the notice names Advoware's value",
+     {{NULL}},
+     {{"0511/999999", 0, M_12345}},
+     {PHONE1},
+     "PUT Var2 #0 tlf= bem=[ESPOCRM-SLOT:1] online=0\n" CONFLICT_999999},
+    {"changed the same on both sides: in sync, no conflict",
+     {{"+49511999999", "Office"}},
+     {{"0511/999999", 0, M_12345}},
+     {PHONE1},
+     "PUT Match #0 tlf=0511/999999 bem=" M_N999999},
+    {"Var1: a new EspoCRM item is POSTed",
+     {{"+4951112345", "Office"}, {"max@example.com", EMAIL}},
+     {{"+49 511 12345", 0, M_12345}},
+     {PHONE1},
+     "POST Var1 kz=4 tlf=max@example.com bem=" M_MAX " online=1"},
+    {"Var1 after a failed final PUT: the POSTed entry pairs by value, no second POST",
+     {{"max@example.com", EMAIL}},
+     {{"max@example.com", 0, M_MAX}},
+     {{0}},
+     ""},
+    {"Var1 reuses only a slot of exactly its kommKz",
+     {{"max@example.com", EMAIL}},
+     {{"", 0, "[ESPOCRM-SLOT:12]"}, {"", 0, "[ESPOCRM-SLOT:4]"}},
+     {{0}},
+     "PUT Var1 #1 tlf=max@example.com bem=" M_MAX " online=1"},
+    {"a changed value EspoCRM cannot take: reported, EspoCRM keeps its value, nothing written",
+     {{"+4951112345", "Office"}},
+     {{"0511/ab", 0, M_12345}},
+     {PHONE1},
+     "SKIP #0 " SKIP_AB},
+    {"both sides deleted it: nothing", {{NULL}}, {{NULL}}, {PHONE1}, ""},
+    {"a marker a person removed: the baseline keeps the kommKz",
+     {{"+4951112345", "Fax"}},
+     {{"+49 511 12345", 0, NULL}},
+     {{1, 2, "+4951112345", false}},
+     "PUT Match #0 tlf=+49 511 12345 bem=" M_12345_2},
+    {"changed in Advoware to a value EspoCRM has elsewhere: the old item goes, no duplicate",
+     {{"+4951112345", "Office"}, {"+4930987654", "Office"}},
+     {{"+49 30 987654", 0, M_12345}, {"+49 30 987654", 0, M_987654}},
+     {PHONE1, {2, 1, "+4930987654", false}},
+     "REMOVE Var3 #0 after=-1"},
+};
+
+static void base_plan_text(const struct bcase *c, char *got, size_t len, struct komm_plan *plan)
+{
+    struct komm_espo espo[NE];
+    struct komm_advo advo[NE];
+    struct komm_base base[NE];
+    size_t ne = count_e(c->espo), na = count_a(c->advo), nb = 0;
+    for (size_t j = 0; j < ne; j++) {
+        bool mail = strcmp(c->espo[j].type, EMAIL) == 0;
+        espo[j] = (struct komm_espo){c->espo[j].value, mail ? KOMM_EMAIL : KOMM_PHONE,
+                                     mail ? NULL : c->espo[j].type};
+    }
+    for (size_t j = 0; j < na; j++)
+        advo[j] =
+            (struct komm_advo){c->advo[j].tlf, c->advo[j].kz, c->advo[j].bem, (long long)j + 1};
+    for (; nb < NE && c->base[nb].id; nb++)
+        base[nb] = (struct komm_base){c->base[nb].id, c->base[nb].kz, c->base[nb].value,
+                                      c->base[nb].mail ? KOMM_EMAIL : KOMM_PHONE};
+    struct komm_in in = {.espo = espo,
+                         .nespo = ne,
+                         .advo = advo,
+                         .nadvo = na,
+                         .base = base,
+                         .nbase = nb,
+                         .has_base = true,
+                         /* none of these may matter with a baseline */
+                         .espo_changed = true,
+                         .advo_changed = true,
+                         .dir = KOMM_TO_ADVOWARE};
+    assert_int_equal(komm_plan_make(&in, plan), 0);
+    char line[1024];
+    got[0] = '\0';
+    for (size_t k = 0; k < plan->n; k++) {
+        show(&plan->a[k], line, sizeof line);
+        snprintf(got + strlen(got), len - strlen(got), "%s%s", k ? "\n" : "", line);
+    }
+}
+
+static void test_planner_base_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof base_cases / sizeof base_cases[0]; i++) {
+        char got[4096];
+        struct komm_plan plan;
+        base_plan_text(&base_cases[i], got, sizeof got, &plan);
+        komm_plan_free(&plan);
+        if (strcmp(got, base_cases[i].want) != 0)
+            fail_msg("%s\n--- want\n%s\n--- got\n%s", base_cases[i].name, base_cases[i].want, got);
+    }
+}
+
+/* The plan says what both systems hold once it succeeded: the next baseline. */
+static void test_planner_agreed(void **state)
+{
+    (void)state;
+    const struct bcase c = {
+        "agreed",
+        {{"+4951112345", "Office"}, {"max@example.com", EMAIL}, {"+4930987654", "Fax"}},
+        {{"+49 511 12345", 0, M_12345}, {"0511/ab", 0, NULL}, {"", 0, "[ESPOCRM-SLOT:2]"}},
+        {PHONE1},
+        NULL};
+    char got[4096];
+    struct komm_plan plan;
+    base_plan_text(&c, got, sizeof got, &plan);
+    assert_int_equal(plan.nagreed, 3);
+    assert_string_equal(plan.agreed[0], "+4951112345"); /* in sync */
+    assert_int_equal(plan.agreed_kz[0], 1);
+    assert_null(plan.agreed[1]);                        /* skipped: never in the baseline */
+    assert_string_equal(plan.agreed[2], "+4930987654"); /* the Fax into the FaxGesch slot */
+    assert_int_equal(plan.agreed_kz[2], 2);
+    bool posted = false; /* the e-mail is POSTed: its action carries the value */
+    for (size_t k = 0; k < plan.n; k++) {
+        if (plan.a[k].op == KOP_ADVO_POST) {
+            assert_string_equal(plan.a[k].value, "max@example.com");
+            posted = true;
+        }
+    }
+    assert_true(posted);
+    komm_plan_free(&plan);
+}
+
+/* With a baseline the skip rule compares values: EspoCRM as the baseline left it and an equal
+ * hash plan nothing, whatever the status says. */
+static void test_needs_plan_base(void **state)
+{
+    (void)state;
+    struct komm_espo espo[] = {{"+4951112345", KOMM_PHONE, "Office"},
+                               {"Max@Example.com", KOMM_EMAIL, NULL}};
+    struct komm_base base[] = {{1, 1, "+49 511 12345", KOMM_PHONE},
+                               {2, 4, "max@example.com", KOMM_EMAIL}};
+    struct komm_in in = {
+        .espo = espo, .nespo = 2, .base = base, .nbase = 2, .has_base = true, .espo_changed = true};
+    assert_false(komm_needs_plan(&in));
+    in.advo_changed = true;
+    assert_true(komm_needs_plan(&in));
+    in.advo_changed = false;
+    espo[0].type = "Mobile"; /* a type change: the user is told */
+    assert_true(komm_needs_plan(&in));
+    espo[0].type = "Office";
+    in.nespo = 1; /* an item deleted */
+    assert_true(komm_needs_plan(&in));
+    in.nespo = 2;
+    espo[1].value = "neu@example.com";
+    assert_true(komm_needs_plan(&in));
 }
 
 /* EspoCRM takes at most 10 numbers: an 11th from Advoware is reported and left; what the plan
@@ -978,7 +1232,7 @@ static void test_skip_and_validation(void **state)
 
     /* values written from EspoCRM are validated; values taken from Advoware are not */
     struct komm_espo espo[] = {{"kein-mail", KOMM_EMAIL, NULL}};
-    struct komm_advo advo[] = {{"+49 30 987654", 0, NULL}};
+    struct komm_advo advo[] = {{"+49 30 987654", 0, NULL, 0}};
     in = (struct komm_in){.espo = espo, .nespo = 1, .espo_changed = true, .dir = KOMM_BOTH};
     struct komm_plan plan;
     char msg[200];
@@ -1002,7 +1256,7 @@ static void test_skip_and_validation(void **state)
     komm_plan_free(&plan);
 
     /* an entry EspoCRM cannot take is nothing to wait for: reported, not deferred */
-    struct komm_advo bad[] = {{"0511/ab", 0, NULL}};
+    struct komm_advo bad[] = {{"0511/ab", 0, NULL, 0}};
     in.advo = bad;
     assert_int_equal(komm_plan_make(&in, &plan), 0);
     assert_int_equal(plan.n, 1);
@@ -1089,15 +1343,12 @@ static void test_ksync_missing_list(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kz_table),
-        cmocka_unit_test(test_kz_espo_type),
-        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_hash),
-        cmocka_unit_test(test_planner_table),
-        cmocka_unit_test(test_phone_limit),
-        cmocka_unit_test(test_skip_and_validation),
-        cmocka_unit_test(test_ksync_skip),
-        cmocka_unit_test(test_ksync_missing_list),
+        cmocka_unit_test(test_kz_table),       cmocka_unit_test(test_kz_espo_type),
+        cmocka_unit_test(test_values),         cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_planner_table),  cmocka_unit_test(test_planner_base_table),
+        cmocka_unit_test(test_planner_agreed), cmocka_unit_test(test_needs_plan_base),
+        cmocka_unit_test(test_phone_limit),    cmocka_unit_test(test_skip_and_validation),
+        cmocka_unit_test(test_ksync_skip),     cmocka_unit_test(test_ksync_missing_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -237,7 +237,7 @@ static void build_in(const struct world *w, struct komm_espo *espo, struct komm_
     for (size_t j = 0; j < w->ne; j++)
         espo[j] = (struct komm_espo){w->e[j].value, w->e[j].cls, w->e[j].type};
     for (size_t i = 0; i < w->na; i++)
-        advo[i] = (struct komm_advo){w->a[i].tlf, 0 /* the GET bug */, w->a[i].bem};
+        advo[i] = (struct komm_advo){w->a[i].tlf, 0 /* the GET bug */, w->a[i].bem, 0};
     in->espo = espo;
     in->nespo = w->ne;
     in->advo = advo;
@@ -311,6 +311,7 @@ static void apply(struct world *w, const struct komm_plan *plan, bool *skipped)
             break;
         case KOP_ESPO_ADD:
         case KOP_NOTIFY:
+        case KOP_CONFLICT:
             break;
         }
     }
