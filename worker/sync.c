@@ -786,6 +786,16 @@ static bool changes_nothing(struct run *r)
     return true;
 }
 
+/* Empties the PUT for a status-only write; a create's betnr stays (its link). */
+static void status_only(struct run *r)
+{
+    json_t *betnr = json_incref(json_object_get(r->put, "betnr"));
+    json_decref(r->put);
+    r->put = json_object();
+    if (betnr)
+        json_object_set_new(r->put, "betnr", betnr);
+}
+
 /* EspoCRM refused the final PUT (400: a value it does not take; SPEC §5.3): the data stays
  * unwritten, the party gets permanently_failed with EspoCRM's reason in a status-only write, and
  * one notification. Never silently dirty. */
@@ -796,14 +806,56 @@ static enum step refused_put(struct run *r)
     log_warn("EspoCRM refused the final PUT", LOG_STR("entity_id", r->id),
              LOG_STR("error", r->err));
     snprintf(r->err, sizeof r->err, "%s", reason);
-    json_t *betnr = json_incref(json_object_get(r->put, "betnr")); /* a create's link stays */
-    json_decref(r->put);
-    r->put = json_object();
-    if (betnr)
-        json_object_set_new(r->put, "betnr", betnr);
+    status_only(r);
     add_status(r, OUT_PERMANENT);
     enum step w = final_put(r);
     return w == STEP_OK ? STEP_PERMANENT : w;
+}
+
+static enum outcome failure_outcome(enum step s)
+{
+    switch (s) {
+    case STEP_PERMANENT:
+        return OUT_PERMANENT;
+    case STEP_GONE:
+        return OUT_DELETED_IN_ADVOWARE;
+    case STEP_UNCERTAIN:
+        return OUT_UNCERTAIN;
+    default:
+        return OUT_TRANSIENT;
+    }
+}
+
+/* A failure's status-only write met a person's edit (409; recorded 04_occ): re-read once and
+ * write the status again on the fresh version (SPEC §5.3), without redoing the run's Advoware
+ * calls. A second 409 leaves it: the edit's webhook brings the party back. Returns s, or
+ * STEP_ESPO_DOWN when EspoCRM did not answer. */
+static enum step status_again(struct run *r, enum step s)
+{
+    long status = 0;
+    char err[256];
+    json_t *fresh = NULL;
+    if (espo_get(r->t->espo, r->id, &status, &fresh, err, sizeof err) != 0 || status >= 500) {
+        json_decref(fresh);
+        snprintf(r->err, sizeof r->err, "EspoCRM GET: %s", status ? "5xx" : err);
+        return STEP_ESPO_DOWN;
+    }
+    if (status != 200 || !json_is_object(fresh)) {
+        json_decref(fresh);
+        return s;
+    }
+    json_decref(r->entity);
+    r->entity = fresh;
+    r->version = json_integer_value(json_object_get(fresh, "versionNumber"));
+    status_only(r);
+    add_status(r, failure_outcome(s));
+    enum step w = final_put(r);
+    if (w == STEP_ESPO_DOWN || w == STEP_LOCK_LOST)
+        return w;
+    if (w != STEP_OK)
+        log_info("status not written: the party changed again; its webhook brings it back",
+                 LOG_STR("entity_id", r->id));
+    return s;
 }
 
 /* One GET → PUT round. STEP_CONFLICT: start over. */
@@ -877,17 +929,12 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
         add_status(r, OUT_SUCCESS);
         break;
     case STEP_TRANSIENT:
-        add_status(r, OUT_TRANSIENT);
-        break;
     case STEP_PERMANENT:
-        add_status(r, OUT_PERMANENT);
-        break;
     case STEP_GONE:
-        add_status(r, OUT_DELETED_IN_ADVOWARE);
-        break;
     case STEP_UNCERTAIN:
-        snprintf(r->err, sizeof r->err, "%s", r->since);
-        add_status(r, OUT_UNCERTAIN);
+        if (s == STEP_UNCERTAIN)
+            snprintf(r->err, sizeof r->err, "%s", r->since);
+        add_status(r, failure_outcome(s));
         break;
     default:
         return s;
@@ -905,6 +952,8 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     enum step w = final_put(r);
     if (w == STEP_PERMANENT && s != STEP_PERMANENT)
         return refused_put(r);
+    if (w == STEP_CONFLICT && s != STEP_OK) /* only the status met a person's edit */
+        return status_again(r, s);
     if (w != STEP_OK)
         return w;
     if (s == STEP_OK) {
