@@ -79,9 +79,19 @@ const struct cfg_def cfg_vars[] = {
     VAR("WORKER_MAX_PENDING", CFG_INT, "0", W,
         "queued + running messages before consumption pauses (0 = 10 x WORKER_CONCURRENCY)",
         RANGE(0, 1000000)),
-    VAR("LOCK_TTL_MS", CFG_DURATION, "300000", W | C,
-        "TTL of the per-entity Redis lock (renewed at TTL/3)", RANGE(1000, DAY_MS)),
-    VAR("LOCK_WAIT_MS", CFG_DURATION, "30000", W, "how long a run waits for a busy entity lock",
+    /* SPEC §4.4 names 300 000 ms; issue 13 asks that a dead holder (kill -9) block its party
+     * for seconds, not minutes. A live run renews at TTL/3 (every 5 s), so a slow run keeps its
+     * lock; only the renewal needs Redis, and a run checks its lock before every write. */
+    VAR("LOCK_TTL_MS", CFG_DURATION, "15000", W | C,
+        "TTL of the per-entity Redis lock (renewed at TTL/3); a crashed worker's lock frees its "
+        "party after at most this long",
+        RANGE(1000, DAY_MS)),
+    /* SPEC §4.4 gives up after LOCK_WAIT_MS and completes the messages unsynced; issue 13: never
+     * drop the work. The messages wait in the executor instead, this long at most between two
+     * tries. */
+    VAR("LOCK_WAIT_MS", CFG_DURATION, "1000", W,
+        "longest pause between two tries of a message at a busy entity lock (50 ms doubling up "
+        "to this; the message waits, it is never dropped)",
         RANGE(0, DAY_MS)),
     VAR("REBALANCE_DRAIN_MS", CFG_DURATION, "10000", W, "how long a revoke waits for running syncs",
         RANGE(0, 600000)),

@@ -5,8 +5,8 @@
  * with queued messages and no run going is "scheduled": on the ready list (FIFO) or, when a
  * retry asked for a delay, on the delayed list. A thread takes the first ready key, takes all
  * its queued messages (coalescing), runs them without the lock, and afterwards completes them
- * (or requeues them at the front on EX_RETRY). A key never sits on a list while it runs, which
- * is what keeps one key's runs sequential. */
+ * (or requeues them at the front on EX_RETRY and EX_WAIT). A key never sits on a list while it
+ * runs, which is what keeps one key's runs sequential. */
 #include "executor.h"
 
 #include "util.h"
@@ -285,10 +285,13 @@ static void run_key(struct executor *ex, unsigned index, struct ex_key *k)
     k->nrunning = 0;
     ex->running -= n;
     ex->runs--;
-    if (res == EX_RETRY && !ex->closed) {
+    if ((res == EX_RETRY || res == EX_WAIT) && !ex->closed) {
         struct ex_msg *last = list;
         for (;; last = last->next) {
-            last->retries++;
+            if (res == EX_RETRY)
+                last->retries++;
+            else
+                last->waits++;
             if (!last->next)
                 break;
         }

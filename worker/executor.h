@@ -3,8 +3,11 @@
  * N threads run plain blocking code. Messages carry a key (the entity id). For one key, runs
  * happen strictly one after the other, never concurrently; different keys run concurrently.
  * When a run for a key starts it takes every message queued for that key (coalescing), and all
- * of them complete together. A run may ask to be retried later: its messages go back to the
- * front of the key's queue and the key waits until the given delay has passed.
+ * of them complete together. A run may ask to be retried later (EX_RETRY), or may not have
+ * started its work at all because something outside the executor was busy (EX_WAIT, e.g. an
+ * entity lock held by another process): either way its messages go back to the front of the key's
+ * queue, stay queued (so executor_drop() and executor_close_queue() drop them like any queued
+ * message) and the key waits until the given delay has passed.
  *
  * Ownership: executor_submit() takes a message; it comes back exactly once, either through
  * done() (the run completed it) or through drop() (discarded unfinished: EX_DROP,
@@ -28,16 +31,18 @@ struct ex_msg {
     struct wk_part *part; /* the partition the message came from */
     int64_t offset;
     unsigned retries; /* runs of this message that answered EX_RETRY so far */
+    unsigned waits;   /* runs of this message that answered EX_WAIT so far */
     struct msg m;     /* decoded value; m.entity_id is the key */
 };
 
 /* EX_DONE: the messages are finished (done()). EX_RETRY: run them again after
- * *retry_after_ms. EX_DROP: discard them unfinished (drop()), e.g. their partition went to
- * another consumer. */
-enum ex_result { EX_DONE, EX_RETRY, EX_DROP };
+ * *retry_after_ms (counted in retries). EX_DROP: discard them unfinished (drop()), e.g. their
+ * partition went to another consumer. EX_WAIT: like EX_RETRY, but the run could not start its
+ * work (counted in waits, not in retries). */
+enum ex_result { EX_DONE, EX_RETRY, EX_DROP, EX_WAIT };
 
 /* Runs msgs[0..n-1] (all of one key, oldest first) on executor thread `thread` (0..N-1). On
- * EX_RETRY, *retry_after_ms says when to try again. */
+ * EX_RETRY and EX_WAIT, *retry_after_ms says when to try again. */
 typedef enum ex_result (*ex_run_fn)(void *ud, unsigned thread, const char *key,
                                     struct ex_msg *const *msgs, size_t n,
                                     long long *retry_after_ms);

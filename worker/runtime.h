@@ -35,7 +35,8 @@ struct wk_ctx {
     void *thread_ud;            /* what the handler's thread_init returned for this thread */
     struct redis_client *redis; /* this thread's Redis connection */
     unsigned attempt;           /* 0, or how often these messages were retried (WK_RETRY or
-                                   Redis unreachable): for the handler's give-up policy */
+                                   Redis unreachable; not waits for a busy entity lock): for
+                                   the handler's give-up policy */
     long long retry_after_ms;   /* set by the handler with WK_RETRY */
     struct wk_runtime *rt;
     unsigned long lock_id;

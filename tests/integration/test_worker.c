@@ -1,7 +1,8 @@
 /* test_worker.c: the worker runtime (SPEC §4.1–§4.4, §2) in one vmh-worker-rec process against
  * a real kafka-mock and redis-server: per-key order with concurrency across keys, coalescing,
- * offsets that never pass an unfinished message, poison messages to the DLQ, a busy entity lock,
- * lock renewal during a long run, consumer lag, and SIGTERM under load committing exactly the
+ * offsets that never pass an unfinished message, poison messages to the DLQ, a busy entity lock
+ * (waited for, never dropped) and a dead holder's lock (until it expires), lock renewal during a
+ * long run, consumer lag, and SIGTERM under load committing exactly the
  * finished work. The recording handler (tests/support/worker_rec.c) logs every run in Redis. */
 #include "harness.h"
 #include "kafka.h"
@@ -341,24 +342,73 @@ static void test_poison_message_goes_to_dlq_and_partition_flows(void **state)
 
 /* ---- busy lock ------------------------------------------------------------------------- */
 
-static void test_busy_lock_completes_without_a_run(void **state)
+#define LOCK_KEY(id) "sync_lock:cbeteiligte:" id
+
+static double lock_busy(struct fx *f)
+{
+    return th_metric(f->w.metrics_port, "vmh_lock_busy_total", NULL);
+}
+
+/* A message that meets a lock held by another run is never completed without a sync: it waits
+ * (its partition's offset with it) and runs once the holder releases the lock. */
+static void test_busy_lock_waits_and_syncs_after_release(void **state)
 {
     struct fx *f = *state;
-    static const char *const env[] = {"LOCK_WAIT_MS=300", NULL};
-    redis_do(f, "SET %s %s", "sync_lock:cbeteiligte:taken", "someone-else:1");
+    static const char *const env[] = {"LOCK_WAIT_MS=200", NULL};
+    redis_do(f, "SET %s %s", LOCK_KEY("taken"), "someone-else:1");
     start_worker(f, env);
 
-    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 5, "taken"), 0);
-    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 5, "free"), 0);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 5, "taken"), 0); /* offset 0 */
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 5, "free"), 0);  /* offset 1 */
     assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
     bool ok;
+    /* "free" ran; "taken" met the lock and came back for it at least once more. */
+    TH_WAIT(ok, th_rec_done(f->st.rc) == 1 && lock_busy(f) >= 2, 30000);
+    assert_true(ok);
+    assert_false(started(f, "taken"));
+    /* the waiting message holds its partition's offset back: nothing past offset 0 */
+    assert_true(committed(f, 5) <= 0);
+    /* the other holder's lock is untouched */
+    assert_int_equal(redis_int(f, "EXISTS %s", LOCK_KEY("taken")), 1);
+
+    redis_do(f, "DEL %s", LOCK_KEY("taken"), NULL); /* the holder's run ends */
+    TH_WAIT(ok, started(f, "taken") && th_rec_done(f->st.rc) == 2, 30000);
+    assert_true(ok);
     TH_WAIT(ok, committed(f, 5) == 2, 30000);
     assert_true(ok);
-    assert_true(th_metric(f->w.metrics_port, "vmh_lock_busy_total", NULL) == 1);
-    assert_int_equal(th_rec_done(f->st.rc), 1); /* only "free" ran */
-    assert_false(started(f, "taken"));
-    /* the other holder's lock is untouched */
-    assert_int_equal(redis_int(f, "EXISTS %s", "sync_lock:cbeteiligte:taken"), 1);
+    /* the run released its own lock */
+    assert_int_equal(redis_int(f, "EXISTS %s", LOCK_KEY("taken")), 0);
+    assert_int_equal(stop_worker(f, 30000), 0);
+}
+
+/* A lock left by a dead holder (taken with the configured TTL, never renewed) delays the sync
+ * only until it expires. LOCK_WAIT_MS far below the TTL: the message keeps waiting anyway. */
+static void test_dead_holders_lock_delays_the_sync_until_it_expires(void **state)
+{
+    struct fx *f = *state;
+    static const char *const env[] = {"LOCK_TTL_MS=3000", "LOCK_WAIT_MS=100", NULL};
+    start_worker(f, env);
+    /* the consumer fetches: a first message went through */
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 7, "warm"), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
+    bool ok;
+    TH_WAIT(ok, th_rec_done(f->st.rc) == 1, 30000);
+    assert_true(ok);
+
+    /* a worker killed in the middle of a run: its lock stays until its TTL ends */
+    char err[256];
+    redisReply *r = redis_command(f->st.rc, err, sizeof err, "SET %s %s PX %d", LOCK_KEY("orphan"),
+                                  "dead-worker:7", 3000);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(th_kprod_send_entity(f->st.kp, TOPIC, 7, "orphan"), 0);
+    assert_int_equal(th_kprod_flush(f->st.kp, 10000), 0);
+    TH_WAIT(ok, lock_busy(f) >= 1, 30000);
+    assert_true(ok);
+    TH_WAIT(ok, started(f, "orphan") && th_rec_done(f->st.rc) == 2, 30000);
+    assert_true(ok);
+    TH_WAIT(ok, committed(f, 7) == 2, 30000);
+    assert_true(ok);
     assert_int_equal(stop_worker(f, 30000), 0);
 }
 
@@ -447,7 +497,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_poison_message_goes_to_dlq_and_partition_flows, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_busy_lock_completes_without_a_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_lock_waits_and_syncs_after_release, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dead_holders_lock_delays_the_sync_until_it_expires,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_under_load_commits_exactly_the_finished_work,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_with_a_stuck_run_exits_at_the_drain_bound,

@@ -1,7 +1,8 @@
 /* test_executor.c: the key-ordered executor (worker/executor.c, SPEC §4.2) with real threads
  * and a recording run function: per-key order with concurrency across keys, coalescing, retry
  * with delay, EX_DROP, dropping queued messages by predicate, waiting for idle with a deadline,
- * closing the queue, and freeing with work queued. Runs block on a gate the test opens, so no
+ * closing the queue, freeing with work queued, and EX_WAIT (requeued like a retry, counted
+ * apart). Runs block on a gate the test opens, so no
  * sleep is used as synchronisation (a run may sleep to simulate work). */
 #include "executor.h"
 
@@ -27,7 +28,7 @@ struct run_rec {
     char key[16];
     size_t n;
     int64_t first, last;
-    unsigned retries_first, retries_last;
+    unsigned retries_first, retries_last, waits_first;
     long long start_ms, end_ms;
 };
 
@@ -39,6 +40,7 @@ struct rec {
     char gated_key[16]; /* "" = none */
     int work_ms;        /* every run sleeps this long */
     int retry_first_ms; /* > 0: the first run of each key answers EX_RETRY */
+    bool wait_instead;  /* ... EX_WAIT instead */
     bool drop_all;      /* runs answer EX_DROP */
     /* observations */
     struct run_rec runs[MAXRUN];
@@ -102,6 +104,7 @@ static enum ex_result run(void *ud, unsigned thread, const char *key, struct ex_
         rr->last = msgs[n - 1]->offset;
         rr->retries_first = msgs[0]->retries;
         rr->retries_last = msgs[n - 1]->retries;
+        rr->waits_first = msgs[0]->waits;
         rr->start_ms = start;
         rr->end_ms = th_now_ms();
     }
@@ -110,7 +113,7 @@ static enum ex_result run(void *ud, unsigned thread, const char *key, struct ex_
     atomic_fetch_sub(&r->active[slot], 1);
     if (retry) {
         *retry_after_ms = r->retry_first_ms;
-        return EX_RETRY;
+        return r->wait_instead ? EX_WAIT : EX_RETRY;
     }
     return r->drop_all ? EX_DROP : EX_DONE;
 }
@@ -298,6 +301,56 @@ static void test_retry_runs_again_after_delay_with_later_messages_behind(void **
     rec_free(r);
 }
 
+/* EX_WAIT requeues like EX_RETRY (later messages coalesce behind) but counts in waits: the run's
+ * give-up policy, which reads retries, does not see it. */
+static void test_wait_runs_again_without_counting_a_retry(void **state)
+{
+    (void)state;
+    struct rec *r = rec_new();
+    r->retry_first_ms = 30;
+    r->wait_instead = true;
+    gate(r, "A");
+    struct executor *ex = executor_new(2, run, on_done, on_drop, r);
+    submit(ex, "A", 0);
+    wait_gate_entered(r);
+    submit(ex, "A", 1);
+    open_gate(r);
+    assert_true(wait_settled(r, 2));
+    assert_int_equal(r->done, 2);
+    assert_int_equal(r->nruns, 2);
+    assert_int_equal(r->runs[1].n, 2);
+    assert_int_equal(r->runs[1].first, 0);
+    assert_int_equal(r->runs[1].retries_first, 0);
+    assert_int_equal(r->runs[1].waits_first, 1);
+    executor_free(ex);
+    rec_free(r);
+}
+
+/* A message waiting after EX_WAIT is queued, not running: a revoke's executor_drop() takes it
+ * and nobody waits for it. */
+static void test_waiting_message_is_dropped_as_queued(void **state)
+{
+    (void)state;
+    struct rec *r = rec_new();
+    r->retry_first_ms = 60000;
+    r->wait_instead = true;
+    struct executor *ex = executor_new(1, run, on_done, on_drop, r);
+    submit(ex, "k4", 0);
+    bool ok;
+    TH_WAIT(ok, count_of(r, &r->nruns) == 1 && executor_wait_idle(ex, NULL, NULL, 0), 20000);
+    assert_true(ok);
+    struct executor_stats st;
+    executor_stats(ex, &st);
+    assert_int_equal(st.queued, 1);
+    assert_int_equal(st.running, 0);
+    assert_int_equal(executor_drop(ex, NULL, NULL), 1);
+    assert_int_equal(count_of(r, &r->dropped), 1);
+    assert_int_equal(count_of(r, &r->done), 0);
+    assert_int_equal(executor_pending(ex), 0);
+    executor_free(ex);
+    rec_free(r);
+}
+
 static void test_ex_drop_hands_messages_to_drop(void **state)
 {
     (void)state;
@@ -432,6 +485,8 @@ int main(void)
         cmocka_unit_test(test_per_key_order_and_concurrency),
         cmocka_unit_test(test_coalescing_takes_everything_queued),
         cmocka_unit_test(test_retry_runs_again_after_delay_with_later_messages_behind),
+        cmocka_unit_test(test_wait_runs_again_without_counting_a_retry),
+        cmocka_unit_test(test_waiting_message_is_dropped_as_queued),
         cmocka_unit_test(test_ex_drop_hands_messages_to_drop),
         cmocka_unit_test(test_drop_by_predicate_and_wait_idle),
         cmocka_unit_test(test_close_queue_drops_queued_and_later_work),
