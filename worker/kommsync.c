@@ -417,6 +417,11 @@ static json_t *new_list(const struct ksync *ks, enum komm_class c)
         const struct komm_action *a = &ks->plan.a[k];
         if (a->op != KOP_ESPO_ADD || a->cls != c || !espo_ok(ks, a))
             continue;
+        /* The plan made room by removals; one whose Advoware half failed did not happen, and
+         * an 11th number would make EspoCRM refuse the whole write (recorded 03). The addition
+         * waits for the next run, which plans it again. */
+        if (c == KOMM_PHONE && json_array_size(out) >= KOMM_PHONE_MAX)
+            continue;
         json_t *item = json_pack("{s:s,s:b}", value_key[c], a->value, "primary", 0);
         if (c == KOMM_PHONE) /* the planner names a type of the entity's list */
             json_object_set_new(

@@ -50,6 +50,7 @@ struct advo_entry {
     int kz; /* the true kommKz (the model's GET shows 0) */
     char bem[256];
     char note[32]; /* the user's text we expect to survive ("" = none) */
+    long long id;  /* Advoware's entry id (the baseline property) */
 };
 
 struct world {
@@ -685,8 +686,397 @@ static void test_property(void **state)
                 skips > (size_t)n / 25 && limit_skips > 0 && rounds_after_skip > (size_t)n / 100);
 }
 
+/* ---- the baseline property: per entry, with a failure in every run but the last --------------
+ *
+ * SPEC §5.2/§5.3: whatever single call fails — an Advoware call refused (the rest run), one whose
+ * effect happened but whose answer was lost (the rest stop), or the final EspoCRM PUT (every
+ * Advoware write done, nothing of EspoCRM's side) — the next run converges without losing a
+ * person's edit. Entities start synced with a baseline; people edit both sides; each run fails
+ * at a random point until one succeeds (then, and only then, the baseline advances, as the
+ * final PUT carries it). After it: both sides equal, markers right, notes kept, a fixed point,
+ * and every edit a person made present (or, where the same entry was edited on both sides,
+ * EspoCRM's). */
+
+struct base_entry {
+    long long id;
+    int kz;
+    char value[64];
+    enum komm_class cls;
+};
+
+struct bworld {
+    struct world w;
+    struct base_entry b[MAXN];
+    size_t nb;
+    long long next_id;
+    bool advo_moved; /* an Advoware write since the last successful run (the hash differs) */
+};
+
+struct expect {
+    char key[64];
+    enum komm_class cls;
+    bool present;
+};
+
+static struct expect expects[4 * MAXN];
+static size_t nexpects;
+
+static void want_value(const char *value, enum komm_class cls, bool present)
+{
+    const char *key = remember(value, cls)->key;
+    for (size_t k = 0; k < nexpects; k++) {
+        if (expects[k].cls == cls && strcmp(expects[k].key, key) == 0) {
+            expects[k].present = present;
+            return;
+        }
+    }
+    assert_true(nexpects < sizeof expects / sizeof expects[0]);
+    expects[nexpects] = (struct expect){.cls = cls, .present = present};
+    put(expects[nexpects++].key, sizeof expects[0].key, key);
+}
+
+static const struct base_entry *base_of(const struct bworld *bw, long long id)
+{
+    for (size_t b = 0; b < bw->nb; b++) {
+        if (bw->b[b].id == id)
+            return &bw->b[b];
+    }
+    return NULL;
+}
+
+/* Whether EspoCRM's people changed or deleted the item of key this round. */
+static bool espo_touched(const char (*touched)[64], size_t n, const char *key)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(touched[k], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* People edit both sides; what must come out of it goes into expects. */
+static void edit_tracked(struct bworld *bw)
+{
+    struct world *w = &bw->w;
+    static char touched[MAXN][64]; /* EspoCRM keys changed or deleted this round */
+    size_t ntouched = 0;
+    struct {
+        long long id;
+        char value[64]; /* "" = emptied or deleted */
+    } advo_edit[MAXN];
+    size_t nadvo_edit = 0, phones = espo_phones(w);
+    nexpects = 0;
+    for (size_t k = 1 + rnd(4); k > 0; k--) {
+        unsigned what = rnd(7);
+        char v[64];
+        if (what == 0 && w->ne < MAXN - 8) { /* EspoCRM: add */
+            enum komm_class cls = rnd(2) ? KOMM_EMAIL : KOMM_PHONE;
+            if (cls == KOMM_PHONE && phones >= KOMM_PHONE_MAX - 1)
+                continue;
+            struct espo_item *e = &w->e[w->ne++];
+            e->cls = cls;
+            e->type = cls == KOMM_PHONE ? random_type(w) : NULL;
+            fresh_espo(cls, e->value, sizeof e->value);
+            phones += cls == KOMM_PHONE;
+            want_value(e->value, cls, true);
+        } else if ((what == 1 || what == 2) && w->ne > 0) { /* EspoCRM: delete or change */
+            size_t j = rnd((unsigned)w->ne);
+            struct espo_item *e = &w->e[j];
+            put(touched[ntouched++], 64, remember(e->value, e->cls)->key);
+            want_value(e->value, e->cls, false);
+            if (what == 1) {
+                phones -= e->cls == KOMM_PHONE;
+                w->e[j] = w->e[--w->ne];
+            } else {
+                fresh_espo(e->cls, e->value, sizeof e->value);
+                want_value(e->value, e->cls, true);
+            }
+        } else if (what == 3 && w->na < MAXN - 8) { /* Advoware: add */
+            struct advo_entry *a = &w->a[w->na++];
+            memset(a, 0, sizeof *a);
+            enum komm_class cls = rnd(2) ? KOMM_PHONE : KOMM_EMAIL;
+            a->kz = cls == KOMM_PHONE ? 1 : 4;
+            a->id = bw->next_id++;
+            fresh_typed(cls, a->tlf, sizeof a->tlf, 6);
+            if (takes(a->tlf, cls) && (cls == KOMM_EMAIL || phones < KOMM_PHONE_MAX - 1)) {
+                phones += cls == KOMM_PHONE;
+                want_value(a->tlf, cls, true);
+            }
+            bw->advo_moved = true;
+        } else if (what >= 4 && w->na > 0) { /* Advoware: change, empty or delete an entry */
+            size_t i = rnd((unsigned)w->na);
+            struct advo_entry *a = &w->a[i];
+            if (!base_of(bw, a->id) || !*a->tlf || nadvo_edit >= MAXN)
+                continue;
+            advo_edit[nadvo_edit].id = a->id;
+            advo_edit[nadvo_edit].value[0] = '\0';
+            if (what == 4) {
+                fresh_typed((enum komm_class)komm_kz_class(a->kz), v, sizeof v, 6);
+                put(a->tlf, sizeof a->tlf, v);
+                put(advo_edit[nadvo_edit].value, 64, v);
+            } else if (what == 5) {
+                a->tlf[0] = '\0';
+            } else {
+                w->a[i] = w->a[--w->na];
+            }
+            nadvo_edit++;
+            bw->advo_moved = true;
+        }
+    }
+    /* Advoware's edits of baseline entries, now that EspoCRM's are known: the same entry edited
+     * on both sides goes EspoCRM's way. An entry edited twice counts by its last edit. */
+    for (size_t k = nadvo_edit; k-- > 0;) {
+        bool later = false;
+        for (size_t l = k + 1; l < nadvo_edit && !later; l++)
+            later = advo_edit[l].id == advo_edit[k].id;
+        const struct base_entry *b = base_of(bw, advo_edit[k].id);
+        if (later || espo_touched(touched, ntouched, remember(b->value, b->cls)->key))
+            continue; /* EspoCRM's expectations stand */
+        if (*advo_edit[k].value && !takes(advo_edit[k].value, b->cls))
+            continue; /* a value EspoCRM cannot take: reported, EspoCRM keeps the old one */
+        want_value(b->value, b->cls, false);
+        if (*advo_edit[k].value)
+            want_value(advo_edit[k].value, b->cls, true);
+    }
+}
+
+enum fail_mode { F_NONE, F_STATUS, F_LOST, F_FINAL };
+
+static size_t espo_phones_n(const struct world *w, size_t n)
+{
+    size_t phones = 0;
+    for (size_t j = 0; j < n; j++)
+        phones += w->e[j].cls == KOMM_PHONE;
+    return phones;
+}
+
+/* Applies plan with a failure: F_STATUS, the Advoware call `at` is refused and the rest run;
+ * F_LOST, its effect happens, its answer is lost and the rest stop; F_FINAL, every Advoware call
+ * succeeds and the final EspoCRM PUT fails. EspoCRM's side arrives with the run's last PUT (the
+ * data, or the failure's status write) for every action whose Advoware half succeeded. On
+ * success the baseline becomes what the plan agreed. */
+static void apply_failing(struct bworld *bw, const struct komm_plan *plan, enum fail_mode mode,
+                          size_t at, bool *skipped)
+{
+    struct world *w = &bw->w, before = *w;
+    bool ok[64] = {false}, removed[MAXN] = {false}, stopped = false;
+    long long post_id[64] = {0};
+    assert_true(plan->n < 64);
+    for (size_t k = 0, call = 0; k < plan->n; k++) {
+        const struct komm_action *x = &plan->a[k];
+        if (x->op == KOP_SKIP)
+            skipped[x->advo] = true;
+        if (x->op != KOP_ADVO_POST && x->op != KOP_ADVO_PUT)
+            continue;
+        bool fails = (mode == F_STATUS || mode == F_LOST) && call++ == at;
+        if (stopped || (fails && mode == F_STATUS))
+            continue;
+        bw->advo_moved = true;
+        if (x->op == KOP_ADVO_POST) {
+            assert_true(w->na < MAXN);
+            struct advo_entry *a = &w->a[w->na++];
+            memset(a, 0, sizeof *a);
+            put(a->tlf, sizeof a->tlf, x->tlf);
+            put(a->bem, sizeof a->bem, x->bemerkung);
+            a->kz = x->kz;
+            a->id = post_id[k] = bw->next_id++;
+        } else {
+            if (*before.a[x->advo].tlf &&
+                !takes(before.a[x->advo].tlf, (enum komm_class)komm_kz_class(before.a[x->advo].kz)))
+                fail_msg("PUT %s over \"%s\", a value EspoCRM cannot take", komm_var_name(x->var),
+                         before.a[x->advo].tlf);
+            put(w->a[x->advo].tlf, sizeof w->a[0].tlf, x->tlf);
+            put(w->a[x->advo].bem, sizeof w->a[0].bem, x->bemerkung);
+        }
+        ok[k] = !fails;
+        stopped = fails; /* F_LOST: no answer, the rest wait */
+    }
+    if (mode == F_FINAL)
+        return;
+    size_t n = 0;
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct komm_action *x = &plan->a[k];
+        bool half = x->after < 0 || ok[x->after];
+        if (x->op == KOP_ESPO_SET && half)
+            espo_store(w, &w->e[x->espo], x->value, w->e[x->espo].cls, w->e[x->espo].type);
+        if (x->op == KOP_ESPO_REMOVE && half)
+            removed[x->espo] = true;
+    }
+    for (size_t j = 0; j < before.ne; j++) {
+        if (!removed[j])
+            w->e[n++] = w->e[j];
+    }
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct komm_action *x = &plan->a[k];
+        /* as kommsync does: never an 11th number (a removal whose half failed made no room) */
+        if (x->op == KOP_ESPO_ADD && (x->after < 0 || ok[x->after]) &&
+            (x->cls == KOMM_EMAIL || espo_phones_n(w, n) < KOMM_PHONE_MAX))
+            espo_store(w, &w->e[n++], x->value, x->cls, x->type);
+    }
+    w->ne = n;
+    if (espo_phones(w) > KOMM_PHONE_MAX)
+        fail_msg("EspoCRM answers 400: %zu phone numbers", espo_phones(w));
+    if (mode != F_NONE)
+        return;
+    bw->nb = 0; /* the final PUT carries the new baseline */
+    for (size_t i = 0; i < plan->nagreed; i++) {
+        if (plan->agreed[i]) {
+            bw->b[bw->nb] = (struct base_entry){before.a[i].id, plan->agreed_kz[i], "",
+                                                (enum komm_class)komm_kz_class(plan->agreed_kz[i])};
+            put(bw->b[bw->nb++].value, 64, plan->agreed[i]);
+        }
+    }
+    for (size_t k = 0; k < plan->n; k++) {
+        if (plan->a[k].op == KOP_ADVO_POST && ok[k]) {
+            bw->b[bw->nb] = (struct base_entry){post_id[k], plan->a[k].kz, "", plan->a[k].cls};
+            put(bw->b[bw->nb++].value, 64, plan->a[k].value);
+        }
+    }
+    bw->advo_moved = false;
+}
+
+static void build_in_base(const struct bworld *bw, struct komm_espo *espo, struct komm_advo *advo,
+                          struct komm_base *base, struct komm_in *in)
+{
+    build_in(&bw->w, espo, advo, in);
+    for (size_t i = 0; i < bw->w.na; i++)
+        advo[i].id = bw->w.a[i].id;
+    for (size_t b = 0; b < bw->nb; b++)
+        base[b] = (struct komm_base){bw->b[b].id, bw->b[b].kz, bw->b[b].value, bw->b[b].cls};
+    in->base = base;
+    in->nbase = bw->nb;
+    in->has_base = true;
+    in->advo_changed = bw->advo_moved;
+}
+
+static size_t base_runs, base_failed_runs, base_expects;
+
+static void check_expectations(const struct bworld *bw, const bool *skipped, int iteration)
+{
+    for (size_t k = 0; k < nexpects; k++) {
+        const struct expect *x = &expects[k];
+        bool in_espo = false, in_advo = false;
+        for (size_t j = 0; j < bw->w.ne; j++)
+            in_espo |= bw->w.e[j].cls == x->cls &&
+                       strcmp(remember(bw->w.e[j].value, x->cls)->key, x->key) == 0;
+        for (size_t i = 0; i < bw->w.na; i++)
+            in_advo |= !skipped[i] && *bw->w.a[i].tlf &&
+                       komm_kz_class(bw->w.a[i].kz) == (int)x->cls &&
+                       strcmp(remember(bw->w.a[i].tlf, x->cls)->key, x->key) == 0;
+        if (in_espo != x->present || in_advo != x->present)
+            fail_msg("iteration %d: %s should be %s, EspoCRM %s, Advoware %s", iteration, x->key,
+                     x->present ? "present" : "gone", in_espo ? "has it" : "has not",
+                     in_advo ? "has it" : "has not");
+        base_expects++;
+    }
+}
+
+/* Rounds of edits, each followed by runs that fail at a random point until one succeeds. */
+static void run_one_base(int iteration)
+{
+    static struct bworld bw;
+    memset(&bw, 0, sizeof bw);
+    bw.w.types = company_types;
+    bw.w.ntypes = sizeof company_types / sizeof company_types[0];
+    bw.w.dflt = "Office";
+    synced_world(&bw.w);
+    bw.w.near_limit = false;
+    bw.next_id = 1;
+    for (size_t i = 0; i < bw.w.na; i++) {
+        bw.w.a[i].id = bw.next_id++;
+        if (i < bw.w.ne) { /* synced_world pairs item i with entry i */
+            bw.b[bw.nb] = (struct base_entry){bw.w.a[i].id, bw.w.a[i].kz, "", bw.w.e[i].cls};
+            put(bw.b[bw.nb++].value, 64, bw.w.e[i].value);
+        }
+    }
+    for (unsigned round = 0, rounds = 1 + rnd(3); round < rounds; round++) {
+        edit_tracked(&bw);
+        bool skipped[MAXN] = {false};
+        for (unsigned attempt = 0;; attempt++) {
+            struct komm_espo espo[MAXN];
+            struct komm_advo advo[MAXN];
+            struct komm_base base[MAXN];
+            struct komm_in in = {.dir = KOMM_BOTH};
+            build_in_base(&bw, espo, advo, base, &in);
+            bool needed = komm_needs_plan(&in);
+            struct komm_plan plan;
+            assert_int_equal(komm_plan_make(&in, &plan), 0);
+            if (!needed) { /* nothing to do; what was skipped before still is */
+                memset(skipped, 0, sizeof skipped);
+                for (size_t k = 0; k < plan.n; k++) {
+                    if (plan.a[k].op == KOP_SKIP)
+                        skipped[plan.a[k].advo] = true;
+                }
+                komm_plan_free(&plan);
+                break;
+            }
+            size_t calls = 0;
+            for (size_t k = 0; k < plan.n; k++)
+                calls += plan.a[k].op == KOP_ADVO_POST || plan.a[k].op == KOP_ADVO_PUT;
+            enum fail_mode mode = attempt >= 3 || rnd(3) == 0 ? F_NONE
+                                  : calls && rnd(3)           ? (rnd(2) ? F_STATUS : F_LOST)
+                                                              : F_FINAL;
+            if (getenv("PROP_DEBUG") && atoi(getenv("PROP_DEBUG")) == iteration) {
+                print_message("round %u attempt %u mode %d\n", round, attempt, mode);
+                dump(&bw.w, &plan);
+            }
+            memset(skipped, 0, sizeof skipped);
+            apply_failing(&bw, &plan, mode, calls ? rnd((unsigned)calls) : 0, skipped);
+            komm_plan_free(&plan);
+            base_runs++;
+            base_failed_runs += mode != F_NONE;
+            if (mode == F_NONE)
+                break;
+        }
+        static char ke[MAXN][96], ka[MAXN][96];
+        size_t nke, nka;
+        keys(&bw.w, skipped, ke, &nke, ka, &nka);
+        bool same = nke == nka;
+        for (size_t j = 0; same && j < nke; j++)
+            same = strcmp(ke[j], ka[j]) == 0;
+        if (!same) {
+            dump(&bw.w, NULL);
+            for (size_t j = 0; j < nke; j++)
+                print_message("espo %s\n", ke[j]);
+            for (size_t j = 0; j < nka; j++)
+                print_message("advo %s\n", ka[j]);
+            fail_msg("iteration %d: the sides differ", iteration);
+        }
+        check_markers(&bw.w, skipped);
+        check_notes(&bw.w);
+        check_expectations(&bw, skipped, iteration);
+        /* a fixed point: planning again against the new baseline writes nothing */
+        struct komm_espo espo[MAXN];
+        struct komm_advo advo[MAXN];
+        struct komm_base base[MAXN];
+        struct komm_in in = {.dir = KOMM_BOTH};
+        build_in_base(&bw, espo, advo, base, &in);
+        in.advo_changed = true;
+        struct komm_plan plan;
+        assert_int_equal(komm_plan_make(&in, &plan), 0);
+        if (state_changes(&plan) != 0) {
+            dump(&bw.w, &plan);
+            fail_msg("iteration %d: not a fixed point", iteration);
+        }
+        komm_plan_free(&plan);
+    }
+}
+
+static void test_property_baseline_with_failures(void **state)
+{
+    (void)state;
+    int n = iterations();
+    for (int i = 0; i < n; i++)
+        run_one_base(i);
+    print_message("baseline: %zu runs of %d entities, %zu of them failed halfway, %zu edits "
+                  "checked\n",
+                  base_runs, n, base_failed_runs, base_expects);
+    assert_true(base_failed_runs > (size_t)n / 2 && base_expects > (size_t)n);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_property)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_property),
+                                       cmocka_unit_test(test_property_baseline_with_failures)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
