@@ -7,6 +7,7 @@
 #include "advo.h"
 
 #include "httpc.h"
+#include "synctime.h"
 #include "util.h"
 
 #include <openssl/evp.h>
@@ -39,10 +40,6 @@ struct advo {
     bool last_sent; /* the last call's request left this host (httpc_resp.sent) */
 };
 
-/* Deletes KEYS[1] only if it holds ARGV[1]. */
-static const char del_if_src[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
-    "else return 0 end";
 /* Token bucket: KEYS[1] hash {tokens, ts}; ARGV rate/s, capacity, now ms. 0 = taken, else the
  * ms to wait. */
 static const char bucket_src[] =
@@ -57,11 +54,10 @@ static const char bucket_src[] =
     "return wait";
 
 static uv_once_t scripts_once = UV_ONCE_INIT;
-static struct redis_script del_if_script, bucket_script;
+static struct redis_script bucket_script;
 
 static void init_scripts(void)
 {
-    redis_script_init(&del_if_script, del_if_src);
     redis_script_init(&bucket_script, bucket_src);
 }
 
@@ -154,7 +150,7 @@ json_t *advo_token_request(const struct advo_conf *conf, const char *nonce, cons
     return req;
 }
 
-/* A fresh UUID (version 4) and the ISO-8601 UTC time with milliseconds. */
+/* A fresh UUID (version 4) and the ISO-8601 UTC time with milliseconds (synctime.h). */
 static void nonce_and_time(char *nonce, size_t nlen, char *ts, size_t tlen)
 {
     unsigned char b[16];
@@ -167,11 +163,7 @@ static void nonce_and_time(char *nonce, size_t nlen, char *ts, size_t tlen)
              b[14], b[15]);
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts, tlen, "%.19s.%03dZ", base, (int)(tv.tv_usec / 1000) % 1000);
+    st_format_utc_ms((long long)tv.tv_sec * 1000 + tv.tv_usec / 1000, ts, tlen);
 }
 
 /* POST {token_url}/api/v1/Token; on success the token into a->token and Redis. */
@@ -196,12 +188,7 @@ static int fetch_token(struct advo *a, char *err, size_t errlen)
         long long px = (ttl - TOKEN_MARGIN_S) * 1000;
         if (px < 1000)
             px = ttl > 1 ? (ttl - 1) * 1000 : 1000;
-        char pxs[32];
-        snprintf(pxs, sizeof pxs, "%lld", px);
-        const char *argv[] = {"SET", TOKEN_KEY, a->token, "PX", pxs};
-        redisReply *rep = redis_command_argv(a->redis, 5, argv, NULL, herr, sizeof herr);
-        if (rep)
-            freeReplyObject(rep);
+        (void)redis_set(a->redis, TOKEN_KEY, a->token, px, herr, sizeof herr); /* best effort */
     } else if (rc != 0) {
         util_err(err, errlen, "advoware token: %s", herr);
     } else {
@@ -212,16 +199,22 @@ static int fetch_token(struct advo *a, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
-/* The shared token from Redis into a->token; 1 found, 0 none, -1 Redis error. */
+/* The shared token from Redis into a->token; 1 found, 0 none (an error reply or a token too
+ * long counts as none: this worker fetches one), -1 when Redis did not answer. */
 static int cached_token(struct advo *a, char *err, size_t errlen)
 {
-    redisReply *rep = redis_command(a->redis, err, errlen, "GET %s", TOKEN_KEY);
-    if (!rep)
+    char rerr[256], *tok = NULL;
+    size_t len = 0;
+    util_err_reset(err, errlen);
+    int rc = redis_get(a->redis, TOKEN_KEY, &tok, &len, rerr, sizeof rerr);
+    if (rc == REDIS_ENOREPLY) {
+        util_err(err, errlen, "%s", rerr);
         return -1;
-    int found = rep->type == REDIS_REPLY_STRING && rep->len < sizeof a->token;
+    }
+    int found = rc == 1 && len < sizeof a->token;
     if (found)
-        snprintf(a->token, sizeof a->token, "%s", rep->str);
-    freeReplyObject(rep);
+        snprintf(a->token, sizeof a->token, "%s", tok);
+    free(tok);
     return found;
 }
 
@@ -240,11 +233,8 @@ static int ensure_token(struct advo *a, char *err, size_t errlen)
         return -1;
     if (mine) {
         int rc = fetch_token(a, err, errlen);
-        const char *keys[] = {TOKEN_LOCK_KEY}, *args[] = {lock};
         char rerr[128];
-        redisReply *rep = redis_eval(a->redis, &del_if_script, 1, keys, 1, args, rerr, sizeof rerr);
-        if (rep)
-            freeReplyObject(rep);
+        (void)redis_del_if_equal(a->redis, TOKEN_LOCK_KEY, lock, rerr, sizeof rerr);
         return rc;
     }
     /* Another worker fetches: wait for its token, then fetch ourselves. */
@@ -257,20 +247,24 @@ static int ensure_token(struct advo *a, char *err, size_t errlen)
     return fetch_token(a, err, errlen);
 }
 
+int advo_token_check(struct advo *a, char *err, size_t errlen)
+{
+    util_err_reset(err, errlen);
+    return fetch_token(a, err, errlen);
+}
+
 /* A 401 answered to `token`: forget it here and in Redis (if it is still the shared one). */
 static void drop_token(struct advo *a)
 {
     char err[128];
-    const char *keys[] = {TOKEN_KEY}, *args[] = {a->token};
-    redisReply *rep = redis_eval(a->redis, &del_if_script, 1, keys, 1, args, err, sizeof err);
-    if (rep)
-        freeReplyObject(rep);
+    (void)redis_del_if_equal(a->redis, TOKEN_KEY, a->token, err, sizeof err);
     OPENSSL_cleanse(a->token, sizeof a->token);
 }
 
 /* ---- calls -------------------------------------------------------------------------------- */
 
-/* Waits for a request slot of ADVOWARE_MAX_RPS (all workers together). 0 or -1 with err. */
+/* Waits for a request slot of ADVOWARE_MAX_RPS (all workers together). 0, or -1 with err when
+ * Redis did not answer; a bucket Redis refuses (an error reply) lets the call through. */
 static int rate_limit(struct advo *a, char *err, size_t errlen)
 {
     if (a->conf.max_rps <= 0)
@@ -283,12 +277,16 @@ static int rate_limit(struct advo *a, char *err, size_t errlen)
         gettimeofday(&tv, NULL);
         snprintf(now, sizeof now, "%lld", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
         const char *keys[] = {RATE_KEY}, *args[] = {rate, cap, now};
-        redisReply *rep = redis_eval(a->redis, &bucket_script, 1, keys, 3, args, err, errlen);
-        if (!rep)
+        char rerr[256];
+        long long wait = 0;
+        util_err_reset(err, errlen);
+        int rc =
+            redis_eval_int(a->redis, &bucket_script, 1, keys, 3, args, &wait, rerr, sizeof rerr);
+        if (rc == REDIS_ENOREPLY) {
+            util_err(err, errlen, "%s", rerr);
             return -1;
-        long long wait = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
-        freeReplyObject(rep);
-        if (wait <= 0)
+        }
+        if (wait <= 0) /* also on an error reply: wait is 0 */
             return 0;
         sleep_ms(wait);
     }

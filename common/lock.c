@@ -1,7 +1,7 @@
 /* lock.c: the per-entity Redis sync lock of SPEC §4.4 (see lock.h): keys, instance id and
- * tokens, acquire with backoff and cancel, release and renewal by Lua compare-and-act, and the
- * renewal thread. The renewer owns its entries, its thread and its redis_client; everything is
- * freed by lock_renewer_stop. */
+ * tokens, acquire with backoff and cancel, release by compare-and-delete (redis.h) and renewal by
+ * Lua compare-and-pexpire, and the renewal thread. The renewer owns its entries, its thread and its
+ * redis_client; everything is freed by lock_renewer_stop. */
 #include "lock.h"
 
 #include "log.h"
@@ -27,15 +27,11 @@
 #define RENEWER_MAX_CONNECT 1000
 #define RENEWER_MAX_COMMAND 5000
 
-/* Only the holder of the token deletes or extends the lock. */
-static const char release_src[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
-    "else return 0 end";
+/* Only the holder of the token extends the lock (and deletes it: redis_del_if_equal). */
 static const char renew_src[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                 "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 
 static uv_once_t scripts_once = UV_ONCE_INIT;
-static struct redis_script release_script;
 static struct redis_script renew_script;
 
 static uv_once_t instance_once = UV_ONCE_INIT;
@@ -44,7 +40,6 @@ static atomic_ullong token_counter;
 
 static void init_scripts(void)
 {
-    redis_script_init(&release_script, release_src);
     redis_script_init(&renew_script, renew_src);
 }
 
@@ -179,32 +174,6 @@ enum lock_result lock_acquire(struct redis_client *c, const char *entity_id, lon
     }
 }
 
-/* Runs a compare-and-act script on h: 1 if it acted, 0 if the token no longer matched, -1 with
- * err. */
-static int run_owner_script(struct redis_client *c, const struct redis_script *s, const char *what,
-                            const struct lock_held *h, int nargs, const char *const *args,
-                            char *err, size_t errlen)
-{
-    const char *keys[] = {h->key};
-    char rerr[256];
-    int rc = -1;
-
-    redisReply *reply = redis_eval(c, s, 1, keys, nargs, args, rerr, sizeof rerr);
-    if (!reply) {
-        util_err(err, errlen, "lock %s: %s: %s", h->entity_id, what, rerr);
-        return -1;
-    }
-    if (reply->type == REDIS_REPLY_INTEGER)
-        rc = reply->integer > 0 ? 1 : 0;
-    else if (reply->type == REDIS_REPLY_ERROR)
-        util_err(err, errlen, "lock %s: %s: %s", h->entity_id, what, reply->str);
-    else
-        util_err(err, errlen, "lock %s: %s: unexpected reply type %d", h->entity_id, what,
-                 reply->type);
-    freeReplyObject(reply);
-    return rc;
-}
-
 static bool held_ok(struct redis_client *c, const struct lock_held *h)
 {
     return c && h && h->key[0] && h->token[0];
@@ -212,39 +181,42 @@ static bool held_ok(struct redis_client *c, const struct lock_held *h)
 
 int lock_release(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen)
 {
+    char rerr[256];
     util_err_reset(err, errlen);
     if (!held_ok(c, h)) {
         util_err(err, errlen, "lock release: bad arguments (client, key, token)");
         return -1;
     }
-    uv_once(&scripts_once, init_scripts);
-    const char *args[] = {h->token};
-    return run_owner_script(c, &release_script, "release", h, 1, args, err, errlen);
+    int rc = redis_del_if_equal(c, h->key, h->token, rerr, sizeof rerr);
+    if (rc < 0) {
+        util_err(err, errlen, "lock %s: release: %s", h->entity_id, rerr);
+        return -1;
+    }
+    return rc;
 }
 
 int lock_check(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen)
 {
-    char rerr[256];
+    char rerr[256], *value = NULL;
     util_err_reset(err, errlen);
     if (!held_ok(c, h)) {
         util_err(err, errlen, "lock check: bad arguments (client, key, token)");
         return -1;
     }
-    redisReply *reply = redis_command(c, rerr, sizeof rerr, "GET %s", h->key);
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        util_err(err, errlen, "lock %s: check: %s", h->entity_id, reply ? reply->str : rerr);
-        if (reply)
-            freeReplyObject(reply);
+    int rc = redis_get(c, h->key, &value, NULL, rerr, sizeof rerr);
+    if (rc < 0) {
+        util_err(err, errlen, "lock %s: check: %s", h->entity_id, rerr);
         return -1;
     }
-    int rc = reply->type == REDIS_REPLY_STRING && strcmp(reply->str, h->token) == 0;
-    freeReplyObject(reply);
+    rc = rc == 1 && strcmp(value, h->token) == 0;
+    free(value);
     return rc;
 }
 
 int lock_renew(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen)
 {
-    char ttl[24];
+    char ttl[24], rerr[256];
+    long long renewed = 0;
     util_err_reset(err, errlen);
     if (!held_ok(c, h) || h->ttl_ms <= 0) {
         util_err(err, errlen, "lock renew: bad arguments (client, key, token, ttl > 0)");
@@ -252,8 +224,12 @@ int lock_renew(struct redis_client *c, const struct lock_held *h, char *err, siz
     }
     uv_once(&scripts_once, init_scripts);
     snprintf(ttl, sizeof ttl, "%lld", h->ttl_ms);
-    const char *args[] = {h->token, ttl};
-    return run_owner_script(c, &renew_script, "renew", h, 2, args, err, errlen);
+    const char *keys[] = {h->key}, *args[] = {h->token, ttl};
+    if (redis_eval_int(c, &renew_script, 1, keys, 2, args, &renewed, rerr, sizeof rerr) != 0) {
+        util_err(err, errlen, "lock %s: renew: %s", h->entity_id, rerr);
+        return -1;
+    }
+    return renewed > 0 ? 1 : 0;
 }
 
 /* ---- renewer ------------------------------------------------------------------------------ */

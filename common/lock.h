@@ -1,6 +1,7 @@
-/* lock.h: the per-entity sync lock of SPEC §4.4 on Redis: key "sync_lock:cbeteiligte:<id>",
- * value a process-unique token, SET NX PX to take it, Lua compare-and-delete to release it, Lua
- * compare-and-pexpire to renew it, and a renewal thread that keeps the locks of long runs alive.
+/* lock.h: the per-entity sync lock of SPEC §4.4 on Redis: key "sync_lock:cbeteiligte:<id>" (the
+ * one owner of that key: the cron asks lock_key() too), value a process-unique token, SET NX PX to
+ * take it, compare-and-delete (redis_del_if_equal) to release it, Lua compare-and-pexpire to renew
+ * it, and a renewal thread that keeps the locks of long runs alive.
  *
  * Nothing here allocates what the caller must free except the renewer (lock_renewer_stop).
  * A struct lock_held is a plain value the caller owns; the functions that take a struct
@@ -58,8 +59,9 @@ enum lock_result lock_acquire(struct redis_client *c, const char *entity_id, lon
                               long long wait_ms, lock_cancel_fn cancel, void *cancel_ud,
                               struct lock_held *out, char *err, size_t errlen);
 
-/* Lua compare-and-delete: deletes h->key only if it still holds h->token. 1 released, 0 not
- * ours any more (expired or taken over), -1 with err on a Redis error or bad arguments. */
+/* Compare-and-delete (redis_del_if_equal): deletes h->key only if it still holds h->token. 1
+ * released, 0 not ours any more (expired or taken over), -1 with err on a Redis error or bad
+ * arguments. */
 int lock_release(struct redis_client *c, const struct lock_held *h, char *err, size_t errlen);
 
 /* Whether h->key still holds h->token (a run checks before each write, SPEC §5.3): 1 held, 0 not

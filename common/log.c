@@ -2,6 +2,8 @@
  * every string is escaped correctly; text lines are for people at a terminal. */
 #include "log.h"
 
+#include "synctime.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -79,11 +81,8 @@ bool log_key_is_secret(const char *key)
 static void format_ts(char *buf, size_t len)
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    st_format_utc_ms((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, buf, len);
 }
 
 static void write_all(int fd, const char *buf, size_t len)

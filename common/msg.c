@@ -1,10 +1,11 @@
 /* msg.c: Kafka message values of SPEC §2 (see msg.h). */
 #include "msg.h"
 
+#include "synctime.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const event_names[] = {"create", "update", "delete", "sync_check"};
 static const char *const source_names[] = {"webhook", "cron", "cli"};
@@ -30,22 +31,13 @@ int msg_event_parse(const char *s, enum msg_event *out)
     return -1;
 }
 
-static void format_ms(long long ms, char *buf, size_t len)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03lldZ", ms % 1000);
-}
-
 char *msg_encode(const char *entity_id, enum msg_event event, enum msg_source source,
                  const char *reason, long long emitted_at_ms)
 {
     char ts[40];
     if (!entity_id || !*entity_id || strlen(entity_id) > MSG_ID_MAX)
         return NULL;
-    format_ms(emitted_at_ms, ts, sizeof ts);
+    st_format_utc_ms(emitted_at_ms, ts, sizeof ts);
     json_t *o =
         json_pack("{s:i,s:s,s:s,s:s,s:s}", "v", MSG_VERSION, "entityId", entity_id, "event",
                   msg_event_name(event), "source", msg_source_name(source), "emittedAt", ts);

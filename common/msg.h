@@ -15,6 +15,14 @@
 enum msg_event { MSG_EVENT_CREATE, MSG_EVENT_UPDATE, MSG_EVENT_DELETE, MSG_EVENT_SYNC_CHECK };
 enum msg_source { MSG_SOURCE_WEBHOOK, MSG_SOURCE_CRON, MSG_SOURCE_CLI };
 
+/* The reasons of the cron's sync_check messages (SPEC §3.2): the producer sends them, the worker
+ * reads auto_reset (the retry count starts over) and stale_clean (a fresh advowareLastSync). */
+#define MSG_REASON_PENDING_SYNC "pending_sync"
+#define MSG_REASON_DIRTY        "dirty"
+#define MSG_REASON_FAILED       "failed"
+#define MSG_REASON_AUTO_RESET   "auto_reset"
+#define MSG_REASON_STALE_CLEAN  "stale_clean"
+
 struct msg {
     char entity_id[MSG_ID_MAX + 1];
     enum msg_event event;

@@ -1,7 +1,9 @@
 /* redis.c: Redis access on hiredis' synchronous API (SPEC §4.4, §4.5, §9 REDIS_URL): URL
- * parsing, lazy connect with AUTH and SELECT, reconnect with backoff, SET NX PX and Lua scripts
- * by SHA with a fallback to EVAL. A client owns its redisContext; replies belong to the caller
- * (freeReplyObject). Error texts name host and port, never the password. */
+ * parsing, lazy connect with AUTH and SELECT, reconnect with backoff, the typed commands (GET,
+ * SET, SET NX PX, DEL, EXISTS, the one compare-and-delete script) and Lua scripts by SHA with a
+ * fallback to EVAL. A client owns its redisContext; raw replies belong to the caller
+ * (freeReplyObject), typed results as redis.h says. Error texts name host and port, never the
+ * password. */
 #include "redis.h"
 
 #include "util.h"
@@ -9,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,20 +414,97 @@ redisReply *redis_command(struct redis_client *c, char *err, size_t errlen, cons
     return finish_command(c, reply, errno, err, errlen);
 }
 
+/* ---- typed commands ----------------------------------------------------------------------- */
+
+/* The failure a reply means to typed helper `what`: REDIS_ENOREPLY for none (err is set already),
+ * else REDIS_EREPLY with err naming the error reply or the unexpected reply type. */
+static int reply_failure(const redisReply *reply, const char *what, char *err, size_t errlen)
+{
+    if (!reply)
+        return REDIS_ENOREPLY;
+    if (reply->type == REDIS_REPLY_ERROR)
+        util_err(err, errlen, "redis %s: %s", what, reply->str);
+    else
+        util_err(err, errlen, "redis %s: unexpected reply type %d", what, reply->type);
+    return REDIS_EREPLY;
+}
+
+static bool is_status(const redisReply *reply, const char *text)
+{
+    return reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, text) == 0;
+}
+
 int redis_ping(struct redis_client *c, char *err, size_t errlen)
 {
     const char *argv[] = {"PING"};
     redisReply *reply = redis_command_argv(c, 1, argv, NULL, err, errlen);
-    int rc = -1;
-    if (!reply)
-        return -1;
-    if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0)
+    int rc = 0;
+    if (!is_status(reply, "PONG")) {
+        (void)reply_failure(reply, "PING", err, errlen);
+        rc = -1; /* any failure: this contract predates REDIS_EREPLY */
+    }
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int redis_get(struct redis_client *c, const char *key, char **value, size_t *len, char *err,
+              size_t errlen)
+{
+    redisReply *reply;
+    int rc;
+
+    util_err_reset(err, errlen);
+    if (value)
+        *value = NULL;
+    if (len)
+        *len = 0;
+    if (!key || !value) {
+        util_err(err, errlen, "redis GET: bad arguments (key, value)");
+        return REDIS_ENOREPLY;
+    }
+    const char *argv[] = {"GET", key};
+    reply = redis_command_argv(c, 2, argv, NULL, err, errlen);
+    if (reply && reply->type == REDIS_REPLY_NIL) {
         rc = 0;
-    else if (reply->type == REDIS_REPLY_ERROR)
-        util_err(err, errlen, "redis PING: %s", reply->str);
-    else
-        util_err(err, errlen, "redis PING: unexpected reply type %d", reply->type);
-    freeReplyObject(reply);
+    } else if (reply && reply->type == REDIS_REPLY_STRING) {
+        *value = malloc(reply->len + 1);
+        if (*value) {
+            memcpy(*value, reply->str, reply->len);
+            (*value)[reply->len] = '\0';
+            if (len)
+                *len = reply->len;
+            rc = 1;
+        } else {
+            util_err(err, errlen, "redis GET: out of memory");
+            rc = REDIS_ENOREPLY;
+        }
+    } else {
+        rc = reply_failure(reply, "GET", err, errlen);
+    }
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int redis_set(struct redis_client *c, const char *key, const char *value, long long ttl_ms,
+              char *err, size_t errlen)
+{
+    char ttl[24];
+    redisReply *reply;
+    int rc;
+
+    util_err_reset(err, errlen);
+    if (!key || !value) {
+        util_err(err, errlen, "redis SET: bad arguments (key, value)");
+        return REDIS_ENOREPLY;
+    }
+    snprintf(ttl, sizeof ttl, "%lld", ttl_ms);
+    const char *argv[] = {"SET", key, value, "PX", ttl};
+    reply = redis_command_argv(c, ttl_ms > 0 ? 5 : 3, argv, NULL, err, errlen);
+    rc = is_status(reply, "OK") ? 0 : reply_failure(reply, "SET", err, errlen);
+    if (reply)
+        freeReplyObject(reply);
     return rc;
 }
 
@@ -433,7 +513,7 @@ int redis_set_nx_px(struct redis_client *c, const char *key, const char *value, 
 {
     char ttl[24];
     redisReply *reply;
-    int rc = -1;
+    int rc = 0;
 
     util_err_reset(err, errlen);
     if (acquired)
@@ -445,20 +525,48 @@ int redis_set_nx_px(struct redis_client *c, const char *key, const char *value, 
     snprintf(ttl, sizeof ttl, "%lld", ttl_ms);
     const char *argv[] = {"SET", key, value, "NX", "PX", ttl};
     reply = redis_command_argv(c, 6, argv, NULL, err, errlen);
-    if (!reply)
-        return -1;
-    if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0) {
+    if (is_status(reply, "OK"))
         *acquired = true;
-        rc = 0;
-    } else if (reply->type == REDIS_REPLY_NIL) {
-        rc = 0;
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        util_err(err, errlen, "redis SET NX PX: %s", reply->str);
-    } else {
-        util_err(err, errlen, "redis SET NX PX: unexpected reply type %d", reply->type);
+    else if (!reply || reply->type != REDIS_REPLY_NIL) { /* NIL: someone else holds it */
+        (void)reply_failure(reply, "SET NX PX", err, errlen);
+        rc = -1; /* any failure, as redis_ping */
     }
-    freeReplyObject(reply);
+    if (reply)
+        freeReplyObject(reply);
     return rc;
+}
+
+/* A command on one key answering an integer (DEL, EXISTS): 1 if it is > 0, 0 if not, or < 0. */
+static int key_integer(struct redis_client *c, const char *what, const char *key, char *err,
+                       size_t errlen)
+{
+    redisReply *reply;
+    int rc;
+
+    util_err_reset(err, errlen);
+    if (!key) {
+        util_err(err, errlen, "redis %s: no key", what);
+        return REDIS_ENOREPLY;
+    }
+    const char *argv[] = {what, key};
+    reply = redis_command_argv(c, 2, argv, NULL, err, errlen);
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        rc = reply->integer > 0 ? 1 : 0;
+    else
+        rc = reply_failure(reply, what, err, errlen);
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int redis_del(struct redis_client *c, const char *key, char *err, size_t errlen)
+{
+    return key_integer(c, "DEL", key, err, errlen);
+}
+
+int redis_exists(struct redis_client *c, const char *key, char *err, size_t errlen)
+{
+    return key_integer(c, "EXISTS", key, err, errlen);
 }
 
 /* ---- scripts ------------------------------------------------------------------------------ */
@@ -525,4 +633,65 @@ redisReply *redis_eval(struct redis_client *c, const struct redis_script *s, int
 done:
     free(argv);
     return reply;
+}
+
+/* redis_eval answering an integer; `what` names the script in err. */
+static int eval_int(struct redis_client *c, const char *what, const struct redis_script *s,
+                    int nkeys, const char *const *keys, int nargs, const char *const *args,
+                    long long *out, char *err, size_t errlen)
+{
+    redisReply *reply;
+    int rc = 0;
+
+    if (out)
+        *out = 0;
+    if (!out) {
+        util_err_reset(err, errlen);
+        util_err(err, errlen, "redis %s: no output", what);
+        return REDIS_ENOREPLY;
+    }
+    reply = redis_eval(c, s, nkeys, keys, nargs, args, err, errlen);
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        *out = reply->integer;
+    else
+        rc = reply_failure(reply, what, err, errlen);
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int redis_eval_int(struct redis_client *c, const struct redis_script *s, int nkeys,
+                   const char *const *keys, int nargs, const char *const *args, long long *out,
+                   char *err, size_t errlen)
+{
+    return eval_int(c, "EVAL", s, nkeys, keys, nargs, args, out, err, errlen);
+}
+
+/* Deletes KEYS[1] only if it holds ARGV[1]. */
+static const char del_if_equal_src[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
+    "else return 0 end";
+static pthread_once_t del_if_equal_once = PTHREAD_ONCE_INIT;
+static struct redis_script del_if_equal_script;
+
+static void init_del_if_equal(void)
+{
+    redis_script_init(&del_if_equal_script, del_if_equal_src);
+}
+
+int redis_del_if_equal(struct redis_client *c, const char *key, const char *value, char *err,
+                       size_t errlen)
+{
+    long long deleted = 0;
+
+    util_err_reset(err, errlen);
+    if (!key || !value) {
+        util_err(err, errlen, "redis compare-and-delete: bad arguments (key, value)");
+        return REDIS_ENOREPLY;
+    }
+    pthread_once(&del_if_equal_once, init_del_if_equal);
+    const char *keys[] = {key}, *args[] = {value};
+    int rc = eval_int(c, "compare-and-delete", &del_if_equal_script, 1, keys, 1, args, &deleted,
+                      err, errlen);
+    return rc < 0 ? rc : deleted > 0 ? 1 : 0;
 }

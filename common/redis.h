@@ -1,13 +1,15 @@
 /* redis.h: Redis access on hiredis' synchronous API (SPEC §4.4, §4.5, §9): REDIS_URL parsing,
- * connect with timeout, reconnect with backoff, SET NX PX, and Lua scripts run by SHA with a
- * fallback to EVAL.
+ * connect with timeout, reconnect with backoff, the typed commands the sync uses (GET, SET with
+ * and without NX and expiry, DEL, EXISTS, compare-and-delete), and Lua scripts run by SHA with a
+ * fallback to EVAL. The only module that touches hiredis: everyone else calls the typed helpers.
  *
  * A struct redis_client wraps one connection and is not thread-safe: use one per thread. It
  * connects lazily and reconnects on the next command after an I/O error or a timeout (the
  * connection is dropped), at most once per backoff interval: connect attempts are spaced by the
  * backoff, which is 0 after any reply, and each failed connect or dropped connection moves it
- * 100 ms → 200 ms → … → 5 s. Replies are hiredis redisReply objects owned by the caller
- * (freeReplyObject).
+ * 100 ms → 200 ms → … → 5 s. The raw commands (redis_command, redis_command_argv, redis_eval)
+ * return hiredis redisReply objects owned by the caller (freeReplyObject); they are for tests and
+ * for this file.
  *
  * hiredis writes with write(2): a program using this must ignore SIGPIPE (signal(SIGPIPE,
  * SIG_IGN) in main), or a write to a connection the server dropped kills it. */
@@ -56,13 +58,45 @@ redisReply *redis_command_argv(struct redis_client *c, int argc, const char **ar
 /* printf-style convenience (hiredis format: %s, %b, %d ...). Same contract. */
 redisReply *redis_command(struct redis_client *c, char *err, size_t errlen, const char *fmt, ...);
 
-/* PING → 0 if answered PONG, else -1 with err. */
+/* ---- typed commands ------------------------------------------------------------------------
+ * Keys and values are NUL-terminated strings. Each resets err at entry and, unless it says
+ * otherwise, fails in one of two ways, both with err set: REDIS_ENOREPLY when Redis was not asked
+ * or did not answer (not connected, connection error, timeout, bad arguments, out of memory),
+ * REDIS_EREPLY when it answered with an error reply (WRONGTYPE, NOAUTH, OOM, a failing script, ...)
+ * or a reply of an unexpected type. A caller that treats both alike tests for < 0. */
+#define REDIS_ENOREPLY (-1)
+#define REDIS_EREPLY   (-2)
+
+/* PING → 0 if answered PONG, else -1 with err (an error reply included). */
 int redis_ping(struct redis_client *c, char *err, size_t errlen);
 
-/* SET key value NX PX ttl_ms. 0 with *acquired set, or -1 with err (and *acquired false) on a
- * connection error, an error reply or ttl_ms <= 0. */
+/* GET key. 1 with *value (malloc'd, NUL-terminated; the caller frees it) and, if len is not
+ * NULL, *len its length in bytes; 0 when the key does not exist; < 0 on failure. *value is NULL
+ * unless 1 is returned. */
+int redis_get(struct redis_client *c, const char *key, char **value, size_t *len, char *err,
+              size_t errlen);
+
+/* SET key value, with PX ttl_ms when ttl_ms > 0 (no expiry otherwise). 0 or < 0. */
+int redis_set(struct redis_client *c, const char *key, const char *value, long long ttl_ms,
+              char *err, size_t errlen);
+
+/* SET key value NX PX ttl_ms. 0 with *acquired set, or -1 with err (and *acquired false) on any
+ * failure (an error reply included) or ttl_ms <= 0. */
 int redis_set_nx_px(struct redis_client *c, const char *key, const char *value, long long ttl_ms,
                     bool *acquired, char *err, size_t errlen);
+
+/* DEL key: the number of keys removed (1 or 0), or < 0. */
+int redis_del(struct redis_client *c, const char *key, char *err, size_t errlen);
+
+/* EXISTS key: 1 or 0, or < 0. */
+int redis_exists(struct redis_client *c, const char *key, char *err, size_t errlen);
+
+/* The one compare-and-delete of the code base (a Lua script, atomic): deletes key only if it
+ * holds value. 1 deleted, 0 not (absent, or holding something else), < 0 on failure (a key of
+ * another type is an error reply: REDIS_EREPLY). Releases the entity locks and the Advoware
+ * token lock, and drops a token only if it is still the shared one. */
+int redis_del_if_equal(struct redis_client *c, const char *key, const char *value, char *err,
+                       size_t errlen);
 
 /* A Lua script: its source and its SHA1 (hex), computed by redis_script_init. The script
  * borrows src (usually a string literal): it must outlive the script. */
@@ -77,5 +111,10 @@ void redis_script_init(struct redis_script *s, const char *src);
 redisReply *redis_eval(struct redis_client *c, const struct redis_script *s, int nkeys,
                        const char *const *keys, int nargs, const char *const *args, char *err,
                        size_t errlen);
+/* redis_eval for a script that answers an integer: 0 with *out, or < 0 (a reply that is not an
+ * integer: REDIS_EREPLY). *out is 0 unless 0 is returned. */
+int redis_eval_int(struct redis_client *c, const struct redis_script *s, int nkeys,
+                   const char *const *keys, int nargs, const char *const *args, long long *out,
+                   char *err, size_t errlen);
 
 #endif

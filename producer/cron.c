@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "log.h"
 #include "msg.h"
+#include "syncfields.h"
+#include "synctime.h"
 #include "util.h"
 
 /* EspoCRM answers maxSize above 200 (its recordListMaxSizeLimit) with 403 (recorded,
@@ -16,20 +19,13 @@
 #define CRON_MAX_PAGES 50
 #define STALE_AFTER_S  (24 * 3600)
 
-static const char *const reason_names[CRON_REASONS] = {"pending_sync", "dirty", "failed",
-                                                       "auto_reset", "stale_clean"};
+static const char *const reason_names[CRON_REASONS] = {MSG_REASON_PENDING_SYNC, MSG_REASON_DIRTY,
+                                                       MSG_REASON_FAILED, MSG_REASON_AUTO_RESET,
+                                                       MSG_REASON_STALE_CLEAN};
 
 const char *cron_reason_name(enum cron_reason r)
 {
     return (unsigned)r < CRON_REASONS ? reason_names[r] : "?";
-}
-
-/* EspoCRM's datetime format, UTC. */
-static void espo_time(time_t t, char *buf, size_t len)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 static json_t *cond(const char *type, const char *attr, const char *value)
@@ -42,7 +38,7 @@ static json_t *cond(const char *type, const char *attr, const char *value)
 
 static json_t *status_is(const char *status)
 {
-    return cond("equals", "syncStatus", status);
+    return cond("equals", SF_SYNC_STATUS, status);
 }
 
 static json_t *either(json_t *a, json_t *b)
@@ -52,25 +48,25 @@ static json_t *either(json_t *a, json_t *b)
 
 json_t *cron_where(enum cron_reason r, time_t now)
 {
-    char ts[32], stale[32];
-    espo_time(now, ts, sizeof ts);
-    espo_time(now - STALE_AFTER_S, stale, sizeof stale);
+    char ts[ST_DATETIME_LEN], stale[ST_DATETIME_LEN];
+    st_format_espo((long long)now, ts, sizeof ts);
+    st_format_espo((long long)now - STALE_AFTER_S, stale, sizeof stale);
     switch (r) {
     case CRON_PENDING_SYNC:
-        return json_pack("[o]", status_is("pending_sync"));
+        return json_pack("[o]", status_is(SF_STATUS_PENDING_SYNC));
     case CRON_DIRTY:
-        return json_pack("[o]", status_is("dirty"));
+        return json_pack("[o]", status_is(SF_STATUS_DIRTY));
     case CRON_FAILED:
-        return json_pack("[o,o]", status_is("failed"),
-                         either(cond("isNull", "syncNextRetry", NULL),
-                                cond("lessThanOrEquals", "syncNextRetry", ts)));
+        return json_pack("[o,o]", status_is(SF_STATUS_FAILED),
+                         either(cond("isNull", SF_SYNC_NEXT_RETRY, NULL),
+                                cond("lessThanOrEquals", SF_SYNC_NEXT_RETRY, ts)));
     case CRON_AUTO_RESET:
-        return json_pack("[o,o]", status_is("permanently_failed"),
-                         cond("lessThanOrEquals", "syncAutoResetAt", ts));
+        return json_pack("[o,o]", status_is(SF_STATUS_PERMANENTLY_FAILED),
+                         cond("lessThanOrEquals", SF_SYNC_AUTO_RESET_AT, ts));
     case CRON_STALE_CLEAN:
-        return json_pack("[o,o]", status_is("clean"),
-                         either(cond("isNull", "advowareLastSync", NULL),
-                                cond("lessThan", "advowareLastSync", stale)));
+        return json_pack("[o,o]", status_is(SF_STATUS_CLEAN),
+                         either(cond("isNull", SF_ADVOWARE_LAST_SYNC, NULL),
+                                cond("lessThan", SF_ADVOWARE_LAST_SYNC, stale)));
     default:
         return NULL;
     }
@@ -86,19 +82,16 @@ static int take_tick(const struct cron_deps *d, enum cron_scan_kind kind, long l
     return redis_set_nx_px(d->redis, key, d->instance, ttl > 0 ? ttl : 1, leader, err, errlen);
 }
 
-/* 1 if the entity's sync lock is held, 0 if not, -1 on a Redis error. */
+/* 1 if the entity's sync lock (lock.h) is held, 0 if not, -1 on a Redis error. */
 static int lock_held(const struct cron_deps *d, const char *id, char *err, size_t errlen)
 {
-    char key[128];
-    snprintf(key, sizeof key, "sync_lock:cbeteiligte:%s", id);
-    redisReply *r = redis_command(d->redis, err, errlen, "EXISTS %s", key);
-    if (!r)
+    char key[LOCK_KEY_MAX];
+    if (lock_key(id, key, sizeof key) != 0) {
+        util_err(err, errlen, "entity id %.64s: no lock key (empty or too long)", id);
         return -1;
-    int held = r->type == REDIS_REPLY_INTEGER ? r->integer > 0 : -1;
-    if (held < 0)
-        util_err(err, errlen, "EXISTS: unexpected reply");
-    freeReplyObject(r);
-    return held;
+    }
+    int held = redis_exists(d->redis, key, err, errlen);
+    return held < 0 ? -1 : held;
 }
 
 /* Sends a sync_check for id. */
@@ -131,7 +124,7 @@ static int scan_reason(const struct cron_deps *d, enum cron_reason r, time_t now
     for (int page = 0, offset = 0; *left > 0 && page < CRON_MAX_PAGES; page++) {
         int size = cron_page_size(*left);
         struct espo_query q = {.where = where,
-                               .select = "id,syncStatus",
+                               .select = "id," SF_SYNC_STATUS,
                                .order_by = "modifiedAt",
                                .order = "asc",
                                .max_size = size,

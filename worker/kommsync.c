@@ -2,6 +2,7 @@
 #include "kommsync.h"
 
 #include "log.h"
+#include "syncfields.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -171,7 +172,7 @@ struct ksync *ksync_new(const struct ksync_in *in)
         return NULL;
     ks->entity = in->entity;
     ks->advo_list = in->advo_list;
-    ks->stored_hash = jstr(in->entity, "kommunikationHash");
+    ks->stored_hash = jstr(in->entity, SF_KOMMUNIKATION_HASH);
     if (ks->stored_hash && !*ks->stored_hash)
         ks->stored_hash = NULL;
     char hash[17];
@@ -245,6 +246,16 @@ void ksync_free(struct ksync *ks)
 bool ksync_planned(const struct ksync *ks)
 {
     return ks->planned;
+}
+
+const struct komm_in *ksync_input(const struct ksync *ks)
+{
+    return &ks->in;
+}
+
+const struct komm_plan *ksync_plan(const struct ksync *ks)
+{
+    return &ks->plan;
 }
 
 int ksync_validate(const struct ksync *ks, char *msg, size_t msglen)
@@ -459,7 +470,7 @@ void ksync_fill_put(const struct ksync *ks, json_t *put)
     char hash[17];
     if (ks->all_ok && !ks->plan.deferred && current_hash(ks, hash) == 0 &&
         (!ks->stored_hash || strcmp(hash, ks->stored_hash) != 0))
-        json_object_set_new(put, "kommunikationHash", json_string(hash));
+        json_object_set_new(put, SF_KOMMUNIKATION_HASH, json_string(hash));
 }
 
 const char *ksync_note(const struct ksync *ks, size_t i)

@@ -1,6 +1,7 @@
 /* status.c: the status policy (SPEC §5.6). */
 #include "status.h"
 
+#include "syncfields.h"
 #include "synctime.h"
 
 #include <stdio.h>
@@ -44,26 +45,26 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
     long long n = retry_count < 0 ? 1 : retry_count + 1;
     switch (o) {
     case OUT_SUCCESS:
-        json_object_set_new(a, "syncStatus", json_string("clean"));
-        json_object_set_new(a, "syncRetryCount", json_integer(0));
-        json_object_set_new(a, "syncNextRetry", json_null());
+        json_object_set_new(a, SF_SYNC_STATUS, json_string(SF_STATUS_CLEAN));
+        json_object_set_new(a, SF_SYNC_RETRY_COUNT, json_integer(0));
+        json_object_set_new(a, SF_SYNC_NEXT_RETRY, json_null());
         /* A success may still name what was not taken over (SPEC §5.4: skipped entries). */
-        json_object_set_new(a, "syncErrorMessage",
+        json_object_set_new(a, SF_SYNC_ERROR_MESSAGE,
                             message && *message ? json_string(message) : json_null());
-        json_object_set_new(a, "syncAutoResetAt", json_null());
-        json_object_set_new(a, "advowareLastSync", datetime(now));
+        json_object_set_new(a, SF_SYNC_AUTO_RESET_AT, json_null());
+        json_object_set_new(a, SF_ADVOWARE_LAST_SYNC, datetime(now));
         break;
     case OUT_TRANSIENT:
-        json_object_set_new(a, "syncRetryCount", json_integer(n));
-        json_object_set_new(a, "syncErrorMessage", json_string(msg));
+        json_object_set_new(a, SF_SYNC_RETRY_COUNT, json_integer(n));
+        json_object_set_new(a, SF_SYNC_ERROR_MESSAGE, json_string(msg));
         if (n < STATUS_MAX_TRANSIENT) {
-            json_object_set_new(a, "syncStatus", json_string("failed"));
-            json_object_set_new(a, "syncNextRetry", datetime(now + status_backoff_s(n)));
+            json_object_set_new(a, SF_SYNC_STATUS, json_string(SF_STATUS_FAILED));
+            json_object_set_new(a, SF_SYNC_NEXT_RETRY, datetime(now + status_backoff_s(n)));
             break;
         }
-        json_object_set_new(a, "syncStatus", json_string("permanently_failed"));
-        json_object_set_new(a, "syncNextRetry", json_null());
-        json_object_set_new(a, "syncAutoResetAt", datetime(now + STATUS_AUTO_RESET_S));
+        json_object_set_new(a, SF_SYNC_STATUS, json_string(SF_STATUS_PERMANENTLY_FAILED));
+        json_object_set_new(a, SF_SYNC_NEXT_RETRY, json_null());
+        json_object_set_new(a, SF_SYNC_AUTO_RESET_AT, datetime(now + STATUS_AUTO_RESET_S));
         out->notify = true;
         snprintf(out->text, sizeof out->text,
                  "Synchronisation mit Advoware %lld-mal fehlgeschlagen, automatischer Neuversuch "
@@ -72,27 +73,27 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
         break;
     case OUT_PERMANENT:
         /* no retry count: nothing is retried until a person changes the data */
-        json_object_set_new(a, "syncStatus", json_string("permanently_failed"));
-        json_object_set_new(a, "syncNextRetry", json_null());
-        json_object_set_new(a, "syncAutoResetAt", json_null());
-        json_object_set_new(a, "syncErrorMessage", json_string(msg));
+        json_object_set_new(a, SF_SYNC_STATUS, json_string(SF_STATUS_PERMANENTLY_FAILED));
+        json_object_set_new(a, SF_SYNC_NEXT_RETRY, json_null());
+        json_object_set_new(a, SF_SYNC_AUTO_RESET_AT, json_null());
+        json_object_set_new(a, SF_SYNC_ERROR_MESSAGE, json_string(msg));
         out->notify = true;
         snprintf(out->text, sizeof out->text,
                  "Synchronisation mit Advoware nicht möglich, bitte Daten korrigieren: %s", msg);
         break;
     case OUT_UNCERTAIN:
         /* failed, but not retried by the clock: the mark stands until a person resolves it */
-        json_object_set_new(a, "syncStatus", json_string("failed"));
-        json_object_set_new(a, "syncNextRetry", json_null());
-        json_object_set_new(a, "syncErrorMessage", json_string(STATUS_UNCERTAIN_TEXT));
+        json_object_set_new(a, SF_SYNC_STATUS, json_string(SF_STATUS_FAILED));
+        json_object_set_new(a, SF_SYNC_NEXT_RETRY, json_null());
+        json_object_set_new(a, SF_SYNC_ERROR_MESSAGE, json_string(STATUS_UNCERTAIN_TEXT));
         out->notify = true;
         snprintf(out->text, sizeof out->text, "%s; Anlage versucht am %s (UTC)",
                  STATUS_UNCERTAIN_TEXT, msg);
         break;
     case OUT_DELETED_IN_ADVOWARE:
-        json_object_set_new(a, "syncStatus", json_string("deleted_in_advoware"));
-        json_object_set_new(a, "syncNextRetry", json_null());
-        json_object_set_new(a, "syncErrorMessage",
+        json_object_set_new(a, SF_SYNC_STATUS, json_string(SF_STATUS_DELETED_IN_ADVOWARE));
+        json_object_set_new(a, SF_SYNC_NEXT_RETRY, json_null());
+        json_object_set_new(a, SF_SYNC_ERROR_MESSAGE,
                             json_string("Beteiligter in Advoware nicht gefunden (404)"));
         out->notify = true;
         snprintf(out->text, sizeof out->text,
@@ -108,10 +109,10 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
 bool status_backoff_holds(const char *sync_status, long long next_retry, long long now,
                           bool scheduled)
 {
-    return !scheduled && sync_status && strcmp(sync_status, "failed") == 0 && next_retry > now;
+    return !scheduled && syncfields_status_is(sync_status, SF_STATUS_FAILED) && next_retry > now;
 }
 
 bool status_retry_restarts(const char *sync_status, bool auto_reset)
 {
-    return auto_reset || (sync_status && strcmp(sync_status, "dirty") == 0);
+    return auto_reset || syncfields_status_is(sync_status, SF_STATUS_DIRTY);
 }

@@ -10,12 +10,13 @@
 #include "compare.h"
 #include "espo.h"
 #include "kommsync.h"
-#include "links.h"
 #include "log.h"
 #include "mapper.h"
 #include "merge.h"
 #include "phone.h"
 #include "status.h"
+#include "store.h"
+#include "syncfields.h"
 #include "synctime.h"
 #include "util.h"
 
@@ -24,11 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-#define SYNC_ATTEMPTS      3                  /* GET → PUT rounds when EspoCRM answers 409 */
-#define ESPO_GIVE_UP_AFTER 6                  /* retries of an unreachable EspoCRM: 1+2+..+32 s */
-#define NOTIFY_DEDUP_S     (30LL * 24 * 3600) /* a notification text once per entity */
-#define LINK_PREFIX        "vmh:link:"
-#define PENDING_PREFIX     "vmh:espo_pending:" /* EspoCRM changes a failed run could not push */
+#define SYNC_ATTEMPTS      3 /* GET → PUT rounds when EspoCRM answers 409 */
+#define ESPO_GIVE_UP_AFTER 6 /* retries of an unreachable EspoCRM: 1+2+..+32 s */
 
 struct sync_thread {
     struct espo *espo;
@@ -288,13 +286,13 @@ static enum step classify(long status)
 /* ---- notifications and the link --------------------------------------------------------- */
 
 /* Notifies user (or ESPOCRM_NOTIFY_USER_ID) once per entity and text in 30 days (SPEC §5.4,
- * §5.5) by a direct message that names the party: a Redis key per entity and text digest, removed
- * again if the message fails. 0 when the message went through now or earlier; -1 when it could
- * not be sent (no recipient, no permission, EspoCRM failed). */
+ * §5.5) by a direct message that names the party: a claim in Redis per entity and text
+ * (store.h), given back if the message fails. 0 when the message went through now or earlier; -1
+ * when it could not be sent (no recipient, no permission, EspoCRM failed). */
 static int notify_once(struct run *r, const char *text)
 {
     const char *user = r->user ? r->user : r->conf->notify_user_id;
-    char key[200], hex[33], err[256];
+    char err[256];
     if (!user) {
         log_warn("notification without a recipient (set ESPOCRM_NOTIFY_USER_ID)",
                  LOG_STR("entity_id", r->id), LOG_STR("text", text));
@@ -305,16 +303,9 @@ static int notify_once(struct run *r, const char *text)
         metric_inc(r->conf->notifications, "not_permitted");
         return -1;
     }
-    util_md5_hex(text, strlen(text), hex, 32);
-    snprintf(key, sizeof key, "vmh:notified:%s:%s", r->id, hex);
-    redisReply *rep =
-        redis_command(r->ctx->redis, err, sizeof err, "SET %s 1 NX EX %lld", key, NOTIFY_DEDUP_S);
-    bool fresh = rep && rep->type == REDIS_REPLY_STATUS;
-    bool redis_ok = rep && rep->type != REDIS_REPLY_ERROR;
-    if (rep)
-        freeReplyObject(rep);
-    if (!fresh) /* sent already; Redis down: better once too few than a flood */
-        return redis_ok ? 0 : -1;
+    int claim = store_notice_claim(r->ctx->redis, r->id, text, err, sizeof err);
+    if (claim <= 0) /* sent already; Redis down: better once too few than a flood */
+        return claim == 0 ? 0 : -1;
     const char *name = r->entity ? jstr(r->entity, "name") : NULL;
     char *post = NULL;
     if (asprintf(&post, "Beteiligter %s%s(%s): %s", name ? name : "", name ? " " : "", r->id,
@@ -336,22 +327,20 @@ static int notify_once(struct run *r, const char *text)
                  LOG_STR("error", err));
     }
     metric_inc(r->conf->notifications, "failed");
-    rep = redis_command(r->ctx->redis, err, sizeof err, "DEL %s", key);
-    if (rep)
-        freeReplyObject(rep);
+    store_notice_release(r->ctx->redis, r->id, text, err, sizeof err);
     return -1;
 }
 
-/* The link (links.h); -1 on a Redis error (never taken for "no link"). */
+/* The link (store.h); -1 on a Redis error (never taken for "no link"). */
 static int link_get(struct run *r, json_t **link)
 {
-    return links_get(r->ctx->redis, r->id, link, r->err, sizeof r->err);
+    return store_link_get(r->ctx->redis, r->id, link, r->err, sizeof r->err);
 }
 
 static int link_set(struct run *r, long long betnr, bool deleted)
 {
-    return links_set(r->ctx->redis, r->id, betnr, jstr(r->entity, "name"), r->user, deleted, r->err,
-                     sizeof r->err);
+    return store_link_set(r->ctx->redis, r->id, betnr, jstr(r->entity, "name"), r->user, deleted,
+                          r->err, sizeof r->err);
 }
 
 /* EspoCRM changes that a failed run could not push: modifiedAt has whole seconds and the
@@ -359,23 +348,14 @@ static int link_set(struct run *r, long long betnr, bool deleted)
  * same second as the last sync would look unchanged on the retry. */
 static bool pending_get(struct run *r)
 {
-    char key[160], err[256];
-    snprintf(key, sizeof key, PENDING_PREFIX "%s", r->id);
-    redisReply *rep = redis_command(r->ctx->redis, err, sizeof err, "EXISTS %s", key);
-    bool set = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-    if (rep)
-        freeReplyObject(rep);
-    return set;
+    char err[256];
+    return store_pending_get(r->ctx->redis, r->id, err, sizeof err) == 1;
 }
 
 static void pending_set(struct run *r, bool on)
 {
-    char key[160], err[256];
-    snprintf(key, sizeof key, PENDING_PREFIX "%s", r->id);
-    redisReply *rep = on ? redis_command(r->ctx->redis, err, sizeof err, "SET %s 1", key)
-                         : redis_command(r->ctx->redis, err, sizeof err, "DEL %s", key);
-    if (rep)
-        freeReplyObject(rep);
+    char err[256];
+    store_pending_set(r->ctx->redis, r->id, on, err, sizeof err);
 }
 
 /* ---- the steps --------------------------------------------------------------------------- */
@@ -508,7 +488,7 @@ static enum step create(struct run *r)
     /* Never two Advoware records (SPEC §5.3): a POST whose outcome is unknown left a mark; while
      * it stands, no run POSTs again: a person resolves it (vmhctl link / vmhctl create). */
     int marked =
-        links_creating(r->ctx->redis, r->id, r->since, sizeof r->since, r->err, sizeof r->err);
+        store_creating(r->ctx->redis, r->id, r->since, sizeof r->since, r->err, sizeof r->err);
     if (marked < 0)
         return STEP_ESPO_DOWN; /* Redis: retried; never POST without knowing */
     if (marked)
@@ -525,7 +505,7 @@ static enum step create(struct run *r)
         return s;
     }
     st_format_espo(now_s(), r->since, sizeof r->since);
-    if (links_mark_creating(r->ctx->redis, r->id, r->since, r->err, sizeof r->err) != 0) {
+    if (store_mark_creating(r->ctx->redis, r->id, r->since, r->err, sizeof r->err) != 0) {
         ksync_free(ks);
         return STEP_ESPO_DOWN;
     }
@@ -550,7 +530,7 @@ static enum step create(struct run *r)
         if (rc == 0)
             snprintf(r->err, sizeof r->err, "Advoware POST Beteiligte: %ld", status);
         char err[256];
-        if (links_clear_creating(r->ctx->redis, r->id, err, sizeof err) != 0)
+        if (store_clear_creating(r->ctx->redis, r->id, err, sizeof err) != 0)
             log_warn("create mark not removed", LOG_STR("entity_id", r->id), LOG_STR("error", err));
         json_decref(out);
         ksync_free(ks);
@@ -571,12 +551,12 @@ static enum step create(struct run *r)
     if (link_set(r, r->betnr, false) != 0)
         log_error("link not written after an Advoware POST; the create mark stays",
                   LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
-    else if (links_clear_creating(r->ctx->redis, r->id, r->err, sizeof r->err) != 0)
+    else if (store_clear_creating(r->ctx->redis, r->id, r->err, sizeof r->err) != 0)
         log_warn("create mark not removed", LOG_STR("entity_id", r->id));
     r->err[0] = '\0';
-    json_object_set_new(r->put, "betnr", json_integer(r->betnr));
+    json_object_set_new(r->put, SF_BETNR, json_integer(r->betnr));
     if (rowid)
-        json_object_set_new(r->put, "advowareRowId", json_string(rowid));
+        json_object_set_new(r->put, SF_ADVOWARE_ROW_ID, json_string(rowid));
     json_decref(out);
     json_decref(again);
     log_info("created in Advoware", LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
@@ -601,14 +581,15 @@ static enum step update(struct run *r)
     struct cmp_input in = {
         .modified_by = jstr(r->entity, "modifiedById"),
         .sync_user_id = r->conf->pf.user_id,
-        .entity_rowid = jstr(r->entity, "advowareRowId"),
+        .entity_rowid = jstr(r->entity, SF_ADVOWARE_ROW_ID),
         .advo_rowid = jstr(advo, "rowId"),
     };
-    const char *st = jstr(r->entity, "syncStatus");
-    in.dirty = st && (strcmp(st, "dirty") == 0 || strcmp(st, "pending_sync") == 0);
-    if (!in.dirty && st && strcmp(st, "clean") != 0)
+    const char *st = jstr(r->entity, SF_SYNC_STATUS);
+    in.dirty = syncfields_status_is(st, SF_STATUS_DIRTY) ||
+               syncfields_status_is(st, SF_STATUS_PENDING_SYNC);
+    if (!in.dirty && st && !syncfields_status_is(st, SF_STATUS_CLEAN))
         in.dirty = pending_get(r);
-    const char *ls = jstr(r->entity, "advowareLastSync"), *ma = jstr(r->entity, "modifiedAt");
+    const char *ls = jstr(r->entity, SF_ADVOWARE_LAST_SYNC), *ma = jstr(r->entity, "modifiedAt");
     const char *ga = jstr(advo, "geaendertAm");
     in.has_last_sync = ls && st_parse_espo(ls, &in.last_sync) == 0;
     if (ma)
@@ -616,7 +597,7 @@ static enum step update(struct run *r)
     in.has_geaendert = ga && st_parse_advo(ga, &in.geaendert_am) == 0;
     /* SPEC §5.2: values decide, field by field, against what both systems agreed on after the
      * last successful run; without a baseline the fallback decides once. */
-    json_t *baseline = merge_baseline_parse(jstr(r->entity, "advowareSyncBaseline"));
+    json_t *baseline = merge_baseline_parse(jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE));
     struct merge_fallback fb = {.espo_changed = in.dirty, .advo_changed = cmp_advo_changed(&in)};
     struct merge_result m;
     int mrc = merge_fields(r->entity, advo, json_object_get(baseline, "fields"), &fb, &m);
@@ -661,7 +642,7 @@ static enum step update(struct run *r)
         json_decref(fields);
     }
     if (s == STEP_OK && rowid)
-        json_object_set_new(r->put, "advowareRowId", json_string(rowid));
+        json_object_set_new(r->put, SF_ADVOWARE_ROW_ID, json_string(rowid));
     if (s == STEP_OK && m.nconflict) { /* EspoCRM won these fields; the text names them */
         char text[1024];
         merge_conflict_text(&m, text, sizeof text);
@@ -711,14 +692,14 @@ static enum step final_put(struct run *r)
 /* Adds the status of outcome o to the PUT (and sends its notification). */
 static void add_status(struct run *r, enum outcome o)
 {
-    bool restart = status_retry_restarts(jstr(r->entity, "syncStatus"), r->auto_reset);
+    bool restart = status_retry_restarts(jstr(r->entity, SF_SYNC_STATUS), r->auto_reset);
     long long retries =
-        restart ? 0 : json_integer_value(json_object_get(r->entity, "syncRetryCount"));
+        restart ? 0 : json_integer_value(json_object_get(r->entity, SF_SYNC_RETRY_COUNT));
     struct status_result res;
     const char *msg = o != OUT_SUCCESS ? r->err : r->skipped[0] ? r->skipped : NULL;
-    const char *was = jstr(r->entity, "syncStatus");
-    if (o == OUT_SUCCESS && !msg && !r->komm_planned && was && strcmp(was, "clean") == 0)
-        msg = jstr(r->entity, "syncErrorMessage"); /* a clean party's message names skipped
+    const char *was = jstr(r->entity, SF_SYNC_STATUS);
+    if (o == OUT_SUCCESS && !msg && !r->komm_planned && syncfields_status_is(was, SF_STATUS_CLEAN))
+        msg = jstr(r->entity, SF_SYNC_ERROR_MESSAGE); /* a clean party's message names skipped
                                                       entries; unplanned, they still stand */
     if (status_for(o, retries, msg, r->betnr, now_s(), &res) != 0)
         return;
@@ -735,14 +716,14 @@ static void add_baseline(struct run *r)
 {
     if (!r->agreed)
         return;
-    const char *rowid = jstr(r->put, "advowareRowId");
-    const char *hash = jstr(r->put, "kommunikationHash");
+    const char *rowid = jstr(r->put, SF_ADVOWARE_ROW_ID);
+    const char *hash = jstr(r->put, SF_KOMMUNIKATION_HASH);
     char *text = merge_baseline_format(r->agreed, r->agreed_komm,
-                                       rowid ? rowid : jstr(r->entity, "advowareRowId"),
-                                       hash ? hash : jstr(r->entity, "kommunikationHash"));
-    const char *had = jstr(r->entity, "advowareSyncBaseline");
+                                       rowid ? rowid : jstr(r->entity, SF_ADVOWARE_ROW_ID),
+                                       hash ? hash : jstr(r->entity, SF_KOMMUNIKATION_HASH));
+    const char *had = jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE);
     if (text && (!had || strcmp(had, text) != 0))
-        json_object_set_new(r->put, "advowareSyncBaseline", json_string(text));
+        json_object_set_new(r->put, SF_ADVOWARE_SYNC_BASELINE, json_string(text));
     free(text);
 }
 
@@ -751,14 +732,15 @@ static bool nothing_to_write(struct run *r, const struct wk_event *ev, size_t n)
 {
     if (r->scase != MCASE_NO_CHANGE || json_object_size(r->put) != 1) /* only advowareRowId */
         return false;
-    const char *st = jstr(r->entity, "syncStatus");
-    if (!st || strcmp(st, "clean") != 0)
+    const char *st = jstr(r->entity, SF_SYNC_STATUS);
+    if (!syncfields_status_is(st, SF_STATUS_CLEAN))
         return false;
     for (size_t i = 0; i < n; i++) { /* the cron asks for a fresh advowareLastSync */
-        if (strcmp(ev[i].m->reason, "stale_clean") == 0)
+        if (strcmp(ev[i].m->reason, MSG_REASON_STALE_CLEAN) == 0)
             return false;
     }
-    const char *rowid = jstr(r->put, "advowareRowId"), *had = jstr(r->entity, "advowareRowId");
+    const char *rowid = jstr(r->put, SF_ADVOWARE_ROW_ID),
+               *had = jstr(r->entity, SF_ADVOWARE_ROW_ID);
     return rowid && had && strcmp(rowid, had) == 0;
 }
 
@@ -767,9 +749,9 @@ static bool nothing_to_write(struct run *r, const struct wk_event *ev, size_t n)
  * Advoware). */
 static bool keeps_failure(struct run *r)
 {
-    const char *st = jstr(r->entity, "syncStatus");
-    return r->scase == MCASE_NO_CHANGE && !r->auto_reset && st &&
-           strcmp(st, "permanently_failed") == 0;
+    const char *st = jstr(r->entity, SF_SYNC_STATUS);
+    return r->scase == MCASE_NO_CHANGE && !r->auto_reset &&
+           syncfields_status_is(st, SF_STATUS_PERMANENTLY_FAILED);
 }
 
 /* Whether the PUT would write only values the entity already has. */
@@ -789,11 +771,11 @@ static bool changes_nothing(struct run *r)
 /* Empties the PUT for a status-only write; a create's betnr stays (its link). */
 static void status_only(struct run *r)
 {
-    json_t *betnr = json_incref(json_object_get(r->put, "betnr"));
+    json_t *betnr = json_incref(json_object_get(r->put, SF_BETNR));
     json_decref(r->put);
     r->put = json_object();
     if (betnr)
-        json_object_set_new(r->put, "betnr", betnr);
+        json_object_set_new(r->put, SF_BETNR, betnr);
 }
 
 /* EspoCRM refused the final PUT (400: a value it does not take; SPEC §5.3): the data stays
@@ -887,17 +869,17 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     }
     r->version = json_integer_value(json_object_get(r->entity, "versionNumber"));
     r->user = jstr(r->entity, "assignedUserId");
-    r->betnr = json_integer_value(json_object_get(r->entity, "betnr"));
-    const char *st = jstr(r->entity, "syncStatus");
-    if (st && strcmp(st, "deleted_in_advoware") == 0)
+    r->betnr = json_integer_value(json_object_get(r->entity, SF_BETNR));
+    const char *st = jstr(r->entity, SF_SYNC_STATUS);
+    if (syncfields_status_is(st, SF_STATUS_DELETED_IN_ADVOWARE))
         return STEP_OK; /* nothing to do until a person decides */
     bool scheduled = false;
     for (size_t i = 0; i < n; i++) {
-        r->auto_reset |= strcmp(ev[i].m->reason, "auto_reset") == 0;
+        r->auto_reset |= strcmp(ev[i].m->reason, MSG_REASON_AUTO_RESET) == 0;
         scheduled |= ev[i].m->source != MSG_SOURCE_WEBHOOK;
     }
     long long next_retry = 0;
-    const char *nr = jstr(r->entity, "syncNextRetry");
+    const char *nr = jstr(r->entity, SF_SYNC_NEXT_RETRY);
     if (nr && st_parse_espo(nr, &next_retry) != 0)
         next_retry = 0;
     if (status_backoff_holds(st, next_retry, now_s(), scheduled)) {
@@ -913,7 +895,7 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
         r->betnr = json_integer_value(json_object_get(link, "betnr"));
         json_decref(link);
         if (r->betnr > 0)
-            json_object_set_new(r->put, "betnr", json_integer(r->betnr));
+            json_object_set_new(r->put, SF_BETNR, json_integer(r->betnr));
     }
     s = r->betnr > 0 ? update(r) : create(r);
     switch (s) {
@@ -941,10 +923,10 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     }
     /* A failure before the compare (an Advoware GET answering 503) must not forget that the
      * party was dirty: the failure's status write replaces that flag. */
-    const char *was = jstr(r->entity, "syncStatus");
+    const char *was = jstr(r->entity, SF_SYNC_STATUS);
     bool espo_pending = r->scase == MCASE_ESPOCRM_NEWER || r->scase == MCASE_MERGED ||
-                        r->scase == MCASE_CONFLICT ||
-                        (was && (strcmp(was, "dirty") == 0 || strcmp(was, "pending_sync") == 0));
+                        r->scase == MCASE_CONFLICT || syncfields_status_is(was, SF_STATUS_DIRTY) ||
+                        syncfields_status_is(was, SF_STATUS_PENDING_SYNC);
     if (s == STEP_TRANSIENT && espo_pending)
         pending_set(r, true); /* before the status write that hides the dirty flag */
     if (s != STEP_OK && changes_nothing(r))
@@ -959,7 +941,7 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     if (s == STEP_OK) {
         if (link_set(r, r->betnr, false) != 0)
             log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));
-        if (was && strcmp(was, "clean") != 0 && !keeps_failure(r))
+        if (was && !syncfields_status_is(was, SF_STATUS_CLEAN) && !keeps_failure(r))
             pending_set(r, false);
     }
     return s;

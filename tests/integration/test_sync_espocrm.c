@@ -4,8 +4,8 @@
  * skipped and reported once while the rest syncs; the backoff of a failed party holds against
  * webhook runs; a deletion notice that fails is sent again before the link is marked; a final
  * PUT EspoCRM refuses (400) leaves a status a person can read. */
-#include "links.h"
 #include "msg.h"
+#include "store.h"
 #include "sync_stack.h"
 
 #include <setjmp.h>
@@ -326,7 +326,7 @@ static void test_uncertain_create_is_never_repeated(void **state)
     assert_int_equal(ss_notifications_with("Anlage in Advoware ungewiss"), 2);
 
     /* vmhctl create: nobody found a record, one new POST */
-    assert_int_equal(links_resolve_create(rc, create_id, err, sizeof err), 0);
+    assert_int_equal(store_resolve_create(rc, create_id, err, sizeof err), 0);
     ss_sync_check(create_id, "failed");
     e = ss_wait_status(create_id, "clean", v1);
     assert_true(json_integer_value(json_object_get(e, "betnr")) > 0);
@@ -339,7 +339,7 @@ static void test_uncertain_create_is_never_repeated(void **state)
     long long betnr = json_integer_value(json_object_get(rec, "betNr"));
     json_decref(rec);
     assert_true(betnr > 0);
-    assert_int_equal(links_resolve_link(rc, link_id, betnr, err, sizeof err), 0);
+    assert_int_equal(store_resolve_link(rc, link_id, betnr, err, sizeof err), 0);
     ss_sync_check(link_id, "failed");
     e = ss_wait_status(link_id, "clean", v2);
     assert_int_equal(json_integer_value(json_object_get(e, "betnr")), betnr);

@@ -1,5 +1,5 @@
 /* test_compare.c: change detection (worker/compare.c, SPEC §5.2) by table, including the
- * pitfalls of the own-write rule, and the time formats it relies on (worker/synctime.c). */
+ * pitfalls of the own-write rule, and the time formats it relies on (common/synctime.c). */
 #include "compare.h"
 #include "synctime.h"
 

@@ -1,4 +1,4 @@
-/* synctime.c: EspoCRM and Advoware time formats (see synctime.h). */
+/* synctime.c: the time formats of EspoCRM, Advoware and our own timestamps (see synctime.h). */
 #include "synctime.h"
 
 #include <stdbool.h>
@@ -12,6 +12,21 @@ void st_set_zone(const char *tz)
     if (tz && *tz)
         setenv("TZ", tz, 1);
     tzset();
+}
+
+bool st_zone_known(const char *tz)
+{
+    char path[512], magic[4];
+    const char *dir = getenv("TZDIR");
+    if (!tz || !*tz || *tz == '/' || strstr(tz, "..") || strlen(tz) > 200)
+        return false;
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", tz);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    bool ok = fread(magic, 1, sizeof magic, f) == sizeof magic && memcmp(magic, "TZif", 4) == 0;
+    fclose(f);
+    return ok;
 }
 
 static bool leap(int y)
@@ -70,6 +85,17 @@ void st_format_espo(long long t, char *buf, size_t buflen)
     struct tm tm;
     gmtime_r(&tt, &tm);
     strftime(buf, buflen, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void st_format_utc_ms(long long ms, char *buf, size_t buflen)
+{
+    time_t tt = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!buf || buflen == 0)
+        return;
+    gmtime_r(&tt, &tm);
+    size_t n = strftime(buf, buflen, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, buflen - n, ".%03lldZ", ms % 1000);
 }
 
 int st_parse_advo(const char *s, long long *out)
