@@ -59,6 +59,11 @@ int advo_rechtsform_allowed(struct advo *a, const char *value, char *err, size_t
  * memory checkers see nothing left). */
 void advo_rechtsformen_forget(void);
 
+/* Asks Advoware for a fresh token with the configured credentials (vmhctl doctor), whatever
+ * the shared cache holds; a token it gets becomes the shared one, as a worker's would. 0, or -1
+ * with err ("advoware token: answered 401", or the transport error). */
+int advo_token_check(struct advo *a, char *err, size_t errlen);
+
 /* The token request of SPEC §7.2 for nonce and timestamp (pure; for tests). New reference, or
  * NULL with err when the API key is not base64. */
 json_t *advo_token_request(const struct advo_conf *conf, const char *nonce, const char *timestamp,
