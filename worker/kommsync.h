@@ -43,6 +43,10 @@ void ksync_free(struct ksync *ks);
 
 /* Whether the skip rule let the planner run. */
 bool ksync_planned(const struct ksync *ks);
+/* What the planner was given and what it planned (vmhctl status shows them entry by entry),
+ * owned by ks. The plan is empty when the skip rule left nothing to plan. */
+const struct komm_in *ksync_input(const struct ksync *ks);
+const struct komm_plan *ksync_plan(const struct ksync *ks);
 /* Validation of the values the plan writes to Advoware. 0, or -1 with msg. */
 int ksync_validate(const struct ksync *ks, char *msg, size_t msglen);
 
