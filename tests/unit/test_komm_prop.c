@@ -1066,6 +1066,10 @@ static void test_property_baseline_with_failures(void **state)
 {
     (void)state;
     int n = iterations();
+#ifdef RUNNING_ON_VALGRIND
+    if (RUNNING_ON_VALGRIND && !getenv("PROP_ITERATIONS"))
+        n = 50; /* each entity runs several times here */
+#endif
     for (int i = 0; i < n; i++)
         run_one_base(i);
     print_message("baseline: %zu runs of %d entities, %zu of them failed halfway, %zu edits "
