@@ -38,6 +38,7 @@ struct advo {
     struct apistat st;
     char token[2048];
     bool last_sent; /* the last call's request left this host (httpc_resp.sent) */
+    bool refused;   /* the last call failed because Advoware refused the credentials */
 };
 
 /* Token bucket: KEYS[1] hash {tokens, ts}; ARGV rate/s, capacity, now ms. 0 = taken, else the
@@ -192,6 +193,8 @@ static int fetch_token(struct advo *a, char *err, size_t errlen)
     } else if (rc != 0) {
         util_err(err, errlen, "advoware token: %s", herr);
     } else {
+        /* 400/401/403: these credentials get no token (SPEC §5.3 "Credentials rejected") */
+        a->refused = r.status == 400 || r.status == 401 || r.status == 403;
         util_err(err, errlen, "advoware token: answered %ld", r.status);
     }
     json_decref(out);
@@ -247,6 +250,11 @@ static int ensure_token(struct advo *a, char *err, size_t errlen)
     return fetch_token(a, err, errlen);
 }
 
+bool advo_credentials_refused(const struct advo *a)
+{
+    return a->refused;
+}
+
 int advo_token_check(struct advo *a, char *err, size_t errlen)
 {
     util_err_reset(err, errlen);
@@ -300,6 +308,7 @@ static int call(struct advo *a, const char *method, const char *path, const json
     util_err_reset(err, errlen);
     *status = 0;
     a->last_sent = false;
+    a->refused = false;
     if (out)
         *out = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -326,6 +335,7 @@ static int call(struct advo *a, const char *method, const char *path, const json
             drop_token(a);
             continue;
         }
+        a->refused = *status == 401; /* a fresh token refused too */
         if (out)
             *out = o;
         else

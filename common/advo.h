@@ -59,6 +59,11 @@ int advo_rechtsform_allowed(struct advo *a, const char *value, char *err, size_t
  * memory checkers see nothing left). */
 void advo_rechtsformen_forget(void);
 
+/* Whether the last call failed because Advoware refused the credentials (SPEC §5.3): the token
+ * request answered 400/401/403, or the call answered 401 again with a fresh token. Not the
+ * party's fault: the caller stops taking work instead of marking it. */
+bool advo_credentials_refused(const struct advo *a);
+
 /* Asks Advoware for a fresh token with the configured credentials (vmhctl doctor), whatever
  * the shared cache holds; a token it gets becomes the shared one, as a worker's would. 0, or -1
  * with err ("advoware token: answered 401", or the transport error). */

@@ -45,8 +45,9 @@ struct run {
     const char *user;  /* who gets notifications */
     enum merge_case scase;
     json_t *agreed; /* the 8 fields both systems hold after a successful run (the baseline's) */
-    json_t *agreed_komm; /* the entries they hold (the baseline's "komm"); NULL: unknown */
-    bool auto_reset;     /* a cron auto_reset: the retry count starts over */
+    json_t *agreed_komm;     /* the entries they hold (the baseline's "komm"); NULL: unknown */
+    const char *cred_system; /* STEP_CREDENTIALS: "EspoCRM" or "Advoware" */
+    bool auto_reset;         /* a cron auto_reset: the retry count starts over */
     long long betnr;
     char err[512];
     char skipped[512]; /* Advoware entries EspoCRM cannot take, for syncErrorMessage */
@@ -62,8 +63,9 @@ enum step {
     STEP_GONE,
     STEP_ESPO_DOWN,
     STEP_CONFLICT,
-    STEP_UNCERTAIN, /* a create whose outcome is unknown (SPEC §5.3) */
-    STEP_LOCK_LOST, /* the entity's lock was taken over: stop, write nothing */
+    STEP_UNCERTAIN,   /* a create whose outcome is unknown (SPEC §5.3) */
+    STEP_LOCK_LOST,   /* the entity's lock was taken over: stop, write nothing */
+    STEP_CREDENTIALS, /* EspoCRM or Advoware refused our credentials: not the party's fault */
 };
 
 /* ---- set-up -------------------------------------------------------------------------- */
@@ -103,6 +105,7 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
                         "(ISO 3166 alpha-2, e.g. DE)\n");
         exit(2);
     }
+    conf->cred_recheck_ms = cfg_duration_ms(cfg, "CREDENTIALS_RECHECK_MS");
     apistat_init(&conf->st, reg);
     conf->duration =
         metrics_histogram(reg, "vmh_sync_duration_seconds", "one entity's sync by case and result",
@@ -218,12 +221,36 @@ void sync_conf_fini(void *ud)
 bool sync_ready(void *ud, char *why, size_t whylen)
 {
     struct sync_conf *conf = ud;
-    if (atomic_load(&conf->ready))
+    bool cred_wait = util_monotonic_ms() < atomic_load(&conf->cred_until);
+    if (atomic_load(&conf->ready) && !cred_wait)
         return true;
     uv_mutex_lock(&conf->pf_mu);
-    snprintf(why, whylen, "%s", conf->why);
+    snprintf(why, whylen, "%s", cred_wait ? conf->cred_why : conf->why);
     uv_mutex_unlock(&conf->pf_mu);
     return false;
+}
+
+/* Credentials refused by `system` (SPEC §5.3 "Credentials rejected"): nobody's party is marked
+ * or notified; the worker takes no work (the gate: consumption paused, /readyz 503) and lets one
+ * run try again every CREDENTIALS_RECHECK_MS. One log line per outage. */
+static void credentials_refused(struct sync_conf *conf, const char *system, const char *err)
+{
+    uv_mutex_lock(&conf->pf_mu);
+    snprintf(conf->cred_why, sizeof conf->cred_why, "%s refused the credentials: %.100s", system,
+             err);
+    uv_mutex_unlock(&conf->pf_mu);
+    atomic_store(&conf->cred_until, util_monotonic_ms() + conf->cred_recheck_ms);
+    if (!atomic_exchange(&conf->cred_bad, true))
+        log_error("credentials refused: taking no work, re-checking periodically",
+                  LOG_STR("system", system), LOG_STR("error", err),
+                  LOG_INT("recheck_ms", conf->cred_recheck_ms));
+}
+
+/* A run got through: credentials refused before are accepted again. */
+static void credentials_accepted(struct sync_conf *conf)
+{
+    if (atomic_exchange(&conf->cred_bad, false))
+        log_info("credentials accepted again: taking work");
 }
 
 void *sync_thread_init(void *ud, unsigned thread)
@@ -660,6 +687,14 @@ static enum step update(struct run *r)
     return s;
 }
 
+/* EspoCRM answered 401: the API key is not (or no longer) accepted (SPEC §5.3). */
+static enum step espo_refused(struct run *r, const char *method)
+{
+    r->cred_system = "EspoCRM";
+    snprintf(r->err, sizeof r->err, "EspoCRM %s: 401", method);
+    return STEP_CREDENTIALS;
+}
+
 /* The final PUT (or a status write). STEP_CONFLICT on 409. */
 static enum step final_put(struct run *r)
 {
@@ -678,6 +713,8 @@ static enum step final_put(struct run *r)
         return STEP_CONFLICT;
     if (status == 404)
         return STEP_GONE;
+    if (status == 401)
+        return espo_refused(r, "PUT");
     if (status < 200 || status >= 300) {
         if (status >= 500 || status == 429 || status == 401 || status == 403) {
             snprintf(r->err, sizeof r->err, "EspoCRM PUT: %ld", status);
@@ -863,6 +900,8 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     }
     if (status == 404)
         return deletion_path(r);
+    if (status == 401)
+        return espo_refused(r, "GET");
     if (status != 200 || !json_is_object(r->entity)) {
         snprintf(r->err, sizeof r->err, "EspoCRM GET: %ld", status);
         return STEP_ESPO_DOWN;
@@ -898,6 +937,11 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
             json_object_set_new(r->put, SF_BETNR, json_integer(r->betnr));
     }
     s = r->betnr > 0 ? update(r) : create(r);
+    if ((s == STEP_TRANSIENT || s == STEP_PERMANENT || s == STEP_GONE) &&
+        advo_credentials_refused(r->t->advo)) {
+        r->cred_system = "Advoware"; /* nothing is marked: not the party's fault */
+        return STEP_CREDENTIALS;
+    }
     switch (s) {
     case STEP_OK:
         add_baseline(r);
@@ -964,6 +1008,15 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         ctx->retry_after_ms = 5000;
         return WK_RETRY;
     }
+    long long cred_wait = atomic_load(&conf->cred_until) - util_monotonic_ms();
+    bool probing = false;
+    if (atomic_load(&conf->cred_bad) &&
+        (cred_wait > 0 || atomic_exchange(&conf->cred_probe, true))) {
+        /* credentials refused: one run at a time tries them again, when the wait is over */
+        ctx->retry_after_ms = cred_wait > 1000 ? cred_wait : 1000;
+        return WK_RETRY;
+    }
+    probing = atomic_load(&conf->cred_bad);
     if (!t->advo)
         t->advo = advo_new(&conf->advo, ctx->redis, &conf->st, r.err, sizeof r.err);
     if (!t->advo)
@@ -975,10 +1028,25 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         metric_inc(conf->retries);
         log_info("entity changed during the run; starting over", LOG_STR("entity_id", entity_id));
     }
-    static const char *const results[] = {"ok",        "transient", "permanent", "gone",
-                                          "espo_down", "conflict",  "uncertain", "lock_lost"};
+    static const char *const results[] = {"ok",        "transient", "permanent",
+                                          "gone",      "espo_down", "conflict",
+                                          "uncertain", "lock_lost", "credentials"};
     metric_observe(conf->duration, (double)(util_monotonic_ms() - t0) / 1000.0,
                    merge_case_name(r.scase), results[s]);
+    if (probing)
+        atomic_store(&conf->cred_probe, false);
+    if (s == STEP_CREDENTIALS) { /* unfinished: the messages come back once the gate opens */
+        credentials_refused(conf, r.cred_system, r.err);
+        metric_inc(conf->errors, results[s]);
+        json_decref(r.entity);
+        json_decref(r.put);
+        json_decref(r.agreed);
+        json_decref(r.agreed_komm);
+        ctx->retry_after_ms = conf->cred_recheck_ms;
+        return WK_RETRY;
+    }
+    if (s != STEP_ESPO_DOWN)
+        credentials_accepted(conf);
     if (s == STEP_ESPO_DOWN)
         goto espo_down;
     if (s != STEP_OK)

@@ -39,6 +39,14 @@ struct sync_conf {
     char why[256]; /* why not ready */
     bool pf_stop, pf_started;
     uv_thread_t pf_thread;
+
+    /* Credentials rejected (SPEC §5.3): not a party's fault. The gate stays shut until
+     * cred_until (monotonic ms), then one run tries again (every CREDENTIALS_RECHECK_MS). */
+    atomic_llong cred_until;
+    atomic_bool cred_bad;
+    atomic_bool cred_probe; /* one run is trying the credentials again */
+    long long cred_recheck_ms;
+    char cred_why[160]; /* under pf_mu */
 };
 
 /* Fills conf from the configuration, registers the sync metrics and starts the start-up check

@@ -26,14 +26,16 @@ struct stack {
     int ops_port;
 };
 
-/* Starts everything; espocrm-sim gets espo_args. The worker's stderr is its captured stdout. */
-static void stack_start(struct stack *s, const char *const *espo_args)
+/* Starts everything; espocrm-sim gets espo_args, advoware-sim advo_args. The worker's stderr is
+ * its captured stdout. */
+static void stack_start_with(struct stack *s, const char *const *espo_args,
+                             const char *const *advo_args)
 {
     memset(s, 0, sizeof *s);
     assert_int_equal(th_kafka_start(&s->kafka, 1), 0);
     assert_int_equal(th_redis_start(&s->redis, NULL), 0);
     assert_int_equal(th_sim_start(&s->espo, "espocrm-sim", espo_args), 0);
-    assert_int_equal(th_sim_start(&s->advo, "advoware-sim", NULL), 0);
+    assert_int_equal(th_sim_start(&s->advo, "advoware-sim", advo_args), 0);
     s->ops_port = th_free_port();
     char bin[512], brokers[600], redis[400], listen[64], espo[96], advo[96];
     snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", s->kafka.bootstrap);
@@ -59,10 +61,16 @@ static void stack_start(struct stack *s, const char *const *espo_args)
                          "LOG_LEVEL=info",
                          "KAFKA_CFG_SESSION_TIMEOUT_MS=6000",
                          "KAFKA_CFG_HEARTBEAT_INTERVAL_MS=500",
+                         "CREDENTIALS_RECHECK_MS=500",
                          NULL};
     const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" 2>&1",
                           th_bin("vmh-worker", bin, sizeof bin), NULL};
     assert_int_equal(th_proc_start(&s->worker, argv, env, true), 0);
+}
+
+static void stack_start(struct stack *s, const char *const *espo_args)
+{
+    stack_start_with(s, espo_args, NULL);
 }
 
 static void stack_stop(struct stack *s)
@@ -180,12 +188,88 @@ static void test_no_message_permission_reported_once(void **state)
     stack_stop(&s);
 }
 
+/* The party's EspoCRM record. */
+static json_t *espo_entity(struct stack *s, const char *id)
+{
+    char url[256];
+    json_t *out = NULL;
+    snprintf(url, sizeof url, "%s/api/v1/CBeteiligte/%s", s->espo.url, id);
+    const char *key[] = {"X-Api-Key: dev-espocrm-key", NULL};
+    assert_int_equal(th_http("GET", url, key, NULL, &out), 200);
+    return out;
+}
+
+/* Whether the party is in Advoware (betnr) and clean. */
+static bool synced_clean(struct stack *s, const char *id)
+{
+    json_t *e = espo_entity(s, id);
+    const char *st = json_string_value(json_object_get(e, "syncStatus"));
+    bool clean = json_is_integer(json_object_get(e, "betnr")) && st && strcmp(st, "clean") == 0;
+    json_decref(e);
+    return clean;
+}
+
+/* SPEC §5.3 "Credentials rejected": Advoware refuses the worker's password. That is not the
+ * party's fault: the worker logs it once, takes no work (/readyz 503 naming Advoware), marks no
+ * party and notifies nobody; when the password is accepted again (the firm fixed it) the next
+ * re-check lets the work through and the party syncs. */
+static void test_refused_credentials_mark_no_party(void **state)
+{
+    (void)state;
+    struct stack s;
+    static const char *const advo_args[] = {"--password", "neu", NULL}; /* the worker has dev */
+    stack_start_with(&s, NULL, advo_args);
+    assert_true(wait_line(&s, "EspoCRM set-up checked", 30000) >= 0);
+
+    char url[256], id[64];
+    json_t *out = NULL;
+    snprintf(url, sizeof url, "%s/_sim/ui/CBeteiligte", s.espo.url);
+    assert_int_equal(th_http("POST", url, NULL, "{\"name\":\"Passwort GmbH\"}", &out), 200);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    struct th_kprod *kp = th_kprod_new(s.kafka.bootstrap);
+    assert_non_null(kp);
+    char *v = msg_encode(id, MSG_EVENT_CREATE, MSG_SOURCE_WEBHOOK, NULL, 1767225600000LL);
+    assert_int_equal(th_kprod_send(kp, "vmh.beteiligte.create", -1, id, v, strlen(v)), 0);
+    assert_int_equal(th_kprod_flush(kp, 10000), 0);
+    free(v);
+
+    assert_true(wait_line(&s, "credentials refused", 30000) >= 0);
+    char why[256] = "";
+    bool ok;
+    TH_WAIT(ok, readyz(&s, why, sizeof why) == 503 && strstr(why, "Advoware"), 10000);
+    if (!ok)
+        fail_msg("readyz reason: %s", why);
+    /* re-checks happen (CREDENTIALS_RECHECK_MS=500), and still nothing is marked */
+    TH_WAIT(ok, th_sim_calls(&s.advo, "POST", "/api/v1/Token", 0) >= 3, 20000);
+    assert_true(ok);
+    json_t *e = espo_entity(&s, id);
+    assert_string_equal(json_string_value(json_object_get(e, "syncStatus")), "pending_sync");
+    assert_int_equal(json_integer_value(json_object_get(e, "syncRetryCount")), 0);
+    json_decref(e);
+    assert_int_equal(th_sim_calls(&s.espo, "PUT", "/api/v1/CBeteiligte/{id}", 0), 0);
+    assert_int_equal(th_sim_calls(&s.espo, "POST", "/api/v1/Note", 0), 0);
+    assert_int_equal(th_sim_calls(&s.advo, "POST", "/api/v1/advonet/Beteiligte", 0), 0);
+
+    snprintf(url, sizeof url, "%s/_sim/password", s.advo.url);
+    assert_int_equal(th_http("PUT", url, NULL, "{\"password\":\"dev\"}", NULL), 200);
+    assert_true(wait_line(&s, "credentials accepted again", 30000) >= 0);
+    TH_WAIT(ok, readyz(&s, why, sizeof why) == 200, 30000);
+    assert_true(ok);
+    TH_WAIT(ok, synced_clean(&s, id), 30000);
+    assert_true(ok);
+    assert_int_equal(th_sim_calls(&s.espo, "POST", "/api/v1/Note", 0), 0);
+    th_kprod_free(kp);
+    stack_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_sync_field_keeps_worker_not_ready),
         cmocka_unit_test(test_complete_setup_makes_worker_ready),
         cmocka_unit_test(test_no_message_permission_reported_once),
+        cmocka_unit_test(test_refused_credentials_mark_no_party),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,6 +98,8 @@ struct advo_sim {
     json_t *tokens;       /* access token -> expiry, uv_now() milliseconds */
     json_t *nonces;       /* nonce -> remembered until, unix seconds */
     json_t *rechtsformen; /* array of strings */
+    char *password;       /* the password a token request must carry (--password, or
+                             PUT /_sim/password) */
 };
 
 /* The 8 fields Advoware's API writes (SPEC §5.1), with their maximum lengths (0: a date). */
@@ -529,7 +531,13 @@ static void state_clear(struct advo_sim *a)
 /* The sim frame's POST /_sim/reset hook: back to the state at start. */
 static void advo_sim_reset(void *ud)
 {
-    state_clear(ud);
+    struct advo_sim *a = ud;
+    state_clear(a);
+    char *pw = strdup(a->conf.password);
+    if (pw) { /* back to --password; issued tokens stay valid, as Advoware's would */
+        OPENSSL_clear_free(a->password, a->password ? strlen(a->password) : 0);
+        a->password = pw;
+    }
 }
 
 static void advo_sim_free(struct advo_sim *a)
@@ -543,6 +551,7 @@ static void advo_sim_free(struct advo_sim *a)
     json_decref(a->nonces);
     json_decref(a->rechtsformen);
     OPENSSL_clear_free(a->key, a->key_len);
+    OPENSSL_clear_free(a->password, a->password ? strlen(a->password) : 0);
     free(a);
 }
 
@@ -729,7 +738,7 @@ static bool token_credentials_match(const struct advo_sim *a, const struct token
     ok &= same_secret(t->kanzlei, a->conf.kanzlei);
     ok &= same_secret(t->database, a->conf.database);
     ok &= same_secret(t->user, a->conf.user);
-    ok &= same_secret(t->password, a->conf.password);
+    ok &= same_secret(t->password, a->password ? a->password : a->conf.password);
     return ok;
 }
 
@@ -1077,6 +1086,26 @@ static void on_rechtsformen_put(struct httpd_req *req, void *ud)
     httpd_respond_json(req, 200, json_incref(list));
 }
 
+/* PUT /_sim/password {"password":"…"}: the firm changed the API user's password (a test of
+ * "credentials rejected", SPEC §5.3). Tokens issued before stay valid until they expire. */
+static void on_password_put(struct httpd_req *req, void *ud)
+{
+    struct advo_sim *a = ud;
+    json_t *body;
+    if (sim_body_json(req, &body, false) != 0)
+        return;
+    const char *pw = json_string_value(json_object_get(body, "password"));
+    char *copy = pw ? strdup(pw) : NULL;
+    json_decref(body);
+    if (!copy) {
+        httpd_respond_error(req, 400, "the body must be {\"password\":\"...\"}");
+        return;
+    }
+    OPENSSL_clear_free(a->password, a->password ? strlen(a->password) : 0);
+    a->password = copy;
+    httpd_respond_json(req, 200, json_pack("{s:b}", "changed", 1));
+}
+
 /* ---- wiring ------------------------------------------------------------------------------- */
 
 static const struct sim_route_def api_routes[] = {
@@ -1100,6 +1129,7 @@ static const struct sim_route_def admin_routes[] = {
     {"GET", ROUTE_STATE_ALL, on_state_all},
     {"GET", ROUTE_STATE_ONE, on_state_one},
     {"PUT", ROUTE_RECHTSFORMEN_SET, on_rechtsformen_put},
+    {"PUT", "/_sim/password", on_password_put},
 };
 
 /* geaendertAm is local time of --tz (SPEC §5.2: ADVOWARE_TZ, default Europe/Berlin). */
