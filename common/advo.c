@@ -250,6 +250,11 @@ static int ensure_token(struct advo *a, char *err, size_t errlen)
     return fetch_token(a, err, errlen);
 }
 
+unsigned long advo_calls(const struct advo *a)
+{
+    return a ? a->st.made : 0;
+}
+
 bool advo_credentials_refused(const struct advo *a)
 {
     return a->refused;

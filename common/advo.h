@@ -63,6 +63,8 @@ void advo_rechtsformen_forget(void);
  * request answered 400/401/403, or the call answered 401 again with a fresh token. Not the
  * party's fault: the caller stops taking work instead of marking it. */
 bool advo_credentials_refused(const struct advo *a);
+/* API calls this client made so far (token requests included). */
+unsigned long advo_calls(const struct advo *a);
 
 /* Asks Advoware for a fresh token with the configured credentials (vmhctl doctor), whatever
  * the shared cache holds; a token it gets becomes the shared one, as a worker's would. 0, or -1

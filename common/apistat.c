@@ -17,9 +17,10 @@ void apistat_init(struct apistat *st, struct metrics *reg)
                                     "system,method", NULL, 0);
 }
 
-void apistat_record(const struct apistat *st, const char *system, const char *method, long status,
+void apistat_record(struct apistat *st, const char *system, const char *method, long status,
                     double elapsed_ms)
 {
+    st->made++;
     char code[16];
     snprintf(code, sizeof code, "%ld", status);
     metric_inc(st->calls, system, method, code);

@@ -9,12 +9,13 @@
 struct apistat {
     struct metric *calls;
     struct metric *latency;
+    unsigned long made; /* calls recorded through this copy (each client holds its own) */
 };
 
 /* Registers (or finds) the two families in reg; reg may be NULL (nothing is recorded). */
 void apistat_init(struct apistat *st, struct metrics *reg);
 /* status 0 = no answer (transport error). */
-void apistat_record(const struct apistat *st, const char *system, const char *method, long status,
+void apistat_record(struct apistat *st, const char *system, const char *method, long status,
                     double elapsed_ms);
 
 #endif

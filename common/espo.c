@@ -17,6 +17,11 @@ struct espo {
     struct apistat st;
 };
 
+unsigned long espo_calls(const struct espo *c)
+{
+    return c ? c->st.made : 0;
+}
+
 struct espo *espo_new(const char *base_url, const char *api_key, long timeout_ms,
                       const struct apistat *st)
 {
@@ -185,6 +190,45 @@ int espo_metadata(struct espo *c, const char *key, long *status, json_t **out, c
     curl_free(esc);
     int rc = call(c, "GET", "/Metadata", query, NULL, NULL, status, out, err, errlen);
     free(query);
+    return rc;
+}
+
+int espo_webhook_list(struct espo *c, int max_size, int offset, long *status, json_t **out,
+                      char *err, size_t errlen)
+{
+    char query[64];
+    snprintf(query, sizeof query, "offset=%d", offset > 0 ? offset : 0);
+    if (max_size > 0)
+        snprintf(query + strlen(query), sizeof query - strlen(query), "&maxSize=%d", max_size);
+    return call(c, "GET", "/Webhook", query, NULL, NULL, status, out, err, errlen);
+}
+
+int espo_webhook_register(struct espo *c, const char *event, const char *url, long *status,
+                          json_t **out, char *err, size_t errlen)
+{
+    json_t *body = json_pack("{s:s,s:s,s:b}", "event", event ? event : "", "url", url ? url : "",
+                             "skipOwn", 1);
+    if (!body) {
+        snprintf(err, errlen, "webhook: invalid event or url");
+        return -1;
+    }
+    int rc = call(c, "POST", "/Webhook", NULL, body, NULL, status, out, err, errlen);
+    json_decref(body);
+    return rc;
+}
+
+int espo_webhook_update(struct espo *c, const char *id, const json_t *attrs, long *status,
+                        json_t **out, char *err, size_t errlen)
+{
+    char *esc = curl_easy_escape(NULL, id ? id : "", 0), *path = NULL;
+    if (!esc || asprintf(&path, "/Webhook/%s", esc) < 0) {
+        curl_free(esc);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    curl_free(esc);
+    int rc = call(c, "PUT", path, NULL, attrs, NULL, status, out, err, errlen);
+    free(path);
     return rc;
 }
 

@@ -22,6 +22,8 @@ struct espo;
 struct espo *espo_new(const char *base_url, const char *api_key, long timeout_ms,
                       const struct apistat *st);
 void espo_free(struct espo *c);
+/* API calls this client made so far. */
+unsigned long espo_calls(const struct espo *c);
 
 /* GET /api/v1/App/user → the user id into buf. 0 on 200 with an id; -1 with err otherwise. */
 int espo_current_user(struct espo *c, char *buf, size_t buflen, char *err, size_t errlen);
@@ -61,6 +63,17 @@ int espo_app_user(struct espo *c, long *status, json_t **out, char *err, size_t 
  * value, or JSON null for an unknown key (200 either way). */
 int espo_metadata(struct espo *c, const char *key, long *status, json_t **out, char *err,
                   size_t errlen);
+
+/* Webhooks of the API user (SPEC §7.1, recorded 07_webhooks): GET /api/v1/Webhook?maxSize&offset
+ * → {"total","list":[{"id","event","url","isActive","secretKey",…}]} (max_size <= 0: EspoCRM's
+ * default); POST /api/v1/Webhook {"event","url","skipOwn":true} → 201 with "id" and "secretKey";
+ * PUT /api/v1/Webhook/{id} attrs (e.g. {"isActive":true}) → 200 with the webhook. */
+int espo_webhook_list(struct espo *c, int max_size, int offset, long *status, json_t **out,
+                      char *err, size_t errlen);
+int espo_webhook_register(struct espo *c, const char *event, const char *url, long *status,
+                          json_t **out, char *err, size_t errlen);
+int espo_webhook_update(struct espo *c, const char *id, const json_t *attrs, long *status,
+                        json_t **out, char *err, size_t errlen);
 
 /* Builds the query string (without '?') of q: percent-encoded, PHP bracket style. A new string
  * the caller frees; NULL on out of memory. Pure: exposed for tests. */

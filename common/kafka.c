@@ -246,3 +246,32 @@ err_conf:
     rd_kafka_conf_destroy(conf);
     return NULL;
 }
+
+/* ---- topics on the cluster ---------------------------------------------------------------- */
+
+int kafka_topic_partitions(rd_kafka_t *rk, const char *prefix, int counts[KAFKA_TOPIC_COUNT],
+                           int timeout_ms, char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    char name[256];
+
+    util_err_reset(err, errlen);
+    for (int k = 0; k < KAFKA_TOPIC_COUNT; k++)
+        counts[k] = 0;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_err(err, errlen, "kafka metadata: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    for (int k = 0; k < KAFKA_TOPIC_COUNT; k++) {
+        if (kafka_topic_name(prefix, (enum kafka_topic_kind)k, name, sizeof name) != 0)
+            continue;
+        for (int t = 0; t < md->topic_cnt; t++) {
+            if (strcmp(md->topics[t].topic, name) == 0 &&
+                md->topics[t].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                counts[k] = md->topics[t].partition_cnt;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}

@@ -52,4 +52,10 @@ rd_kafka_conf_t *kafka_producer_conf_new(const char *brokers, const char *client
 rd_kafka_conf_t *kafka_consumer_conf_new(const char *brokers, const char *group_id,
                                          const char *client_id, char *err, size_t errlen);
 
+/* The partition count of each of the five topics of prefix (SPEC §1.1: all equal), from one
+ * metadata request of rk within timeout_ms: counts[kind] = partitions, 0 when the topic does not
+ * exist. 0, or -1 with err when no broker answered. */
+int kafka_topic_partitions(rd_kafka_t *rk, const char *prefix, int counts[KAFKA_TOPIC_COUNT],
+                           int timeout_ms, char *err, size_t errlen);
+
 #endif

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,13 +97,33 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
+/* A JSON string of s; bytes that are not UTF-8 (an id off the wire) become "\\xNN" text
+ * instead of the field going missing. */
+static json_t *string_json(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return json_null();
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        fprintf(f, *c >= 0x80 ? "\\x%02x" : "%c", *c);
+    fclose(f);
+    j = json_string(buf);
+    free(buf);
+    return j ? j : json_null();
+}
+
 static json_t *kv_json(const struct log_kv *kv)
 {
     if (log_key_is_secret(kv->key))
         return json_string(LOG_REDACTED);
     switch (kv->type) {
     case LOG_KV_STR:
-        return kv->s ? json_string(kv->s) : json_null();
+        return kv->s ? string_json(kv->s) : json_null();
     case LOG_KV_INT:
         return json_integer(kv->i);
     case LOG_KV_DBL:
@@ -134,6 +155,36 @@ static char *line_json(const char *ts, enum log_level level, const char *msg, va
     return s;
 }
 
+/* A text line's value: bare when it is plain, else in double quotes with ", \\ and every control
+ * byte escaped (\n, \r, \t, \xNN), so a value can never end the line or forge a field (an
+ * entity id with a newline in it stays one line). Bytes from 0x80 pass as they are (UTF-8). */
+static void text_value(FILE *f, const char *s)
+{
+    bool plain = *s != '\0';
+    for (const unsigned char *c = (const unsigned char *)s; plain && *c; c++)
+        plain = *c > ' ' && *c != '"' && *c != '\\' && *c != '=' && *c != 0x7f;
+    if (plain) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(f, "\\%c", *c);
+        else if (*c == '\n')
+            fputs("\\n", f);
+        else if (*c == '\r')
+            fputs("\\r", f);
+        else if (*c == '\t')
+            fputs("\\t", f);
+        else if (*c < ' ' || *c == 0x7f)
+            fprintf(f, "\\x%02x", *c);
+        else
+            fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
 static char *line_text(const char *ts, enum log_level level, const char *msg, va_list ap)
 {
     char *buf = NULL;
@@ -154,8 +205,11 @@ static char *line_text(const char *ts, enum log_level level, const char *msg, va
         }
         switch (kv.type) {
         case LOG_KV_STR:
-            fprintf(f, kv.s && !strpbrk(kv.s, " \t\"") ? " %s=%s" : " %s=\"%s\"", kv.key,
-                    kv.s ? kv.s : "null");
+            fprintf(f, " %s=", kv.key);
+            if (kv.s)
+                text_value(f, kv.s);
+            else
+                fputs("null", f);
             break;
         case LOG_KV_INT:
             fprintf(f, " %s=%lld", kv.key, kv.i);

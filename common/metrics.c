@@ -166,6 +166,8 @@ static struct metric *family(struct metrics *reg, enum metric_type type, const c
         reg->head = m;
     reg->tail = m;
     pthread_mutex_unlock(&reg->mu);
+    if (m->nlabels == 0)
+        metric_touch(m); /* its one series has a sample from the start (SPEC §10) */
     return m;
 err:
     pthread_mutex_unlock(&reg->mu);
@@ -300,6 +302,23 @@ void metric_observe(struct metric *m, double v, ...)
     va_start(ap, v);
     update(m, 2, v, ap);
     va_end(ap);
+}
+
+void metric_touch(struct metric *m, ...)
+{
+    if (!m)
+        return;
+    va_list ap;
+    va_start(ap, m);
+    update(m, 0, 0, ap); /* add 0 (a histogram's add is nothing): only the label set appears */
+    va_end(ap);
+}
+
+void metrics_build_info(struct metrics *reg)
+{
+    metric_set(
+        metrics_gauge(reg, "vmh_build_info", "version and commit of this build", "version,commit"),
+        1, VMH_VERSION, VMH_COMMIT);
 }
 
 void metric_reset(struct metric *m)

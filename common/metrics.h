@@ -34,6 +34,12 @@ void metric_inc(struct metric *m, ...);               /* counter += 1 */
 void metric_add(struct metric *m, double v, ...);     /* counter += v (v >= 0), gauge += v */
 void metric_set(struct metric *m, double v, ...);     /* gauge = v */
 void metric_observe(struct metric *m, double v, ...); /* histogram */
+/* Creates the label set with zero (a histogram: empty) if it is not there yet, so a series the
+ * program knows has a sample from the start (SPEC §10). Families without labels have theirs
+ * from registration. */
+void metric_touch(struct metric *m, ...);
+/* Registers vmh_build_info{version,commit} = 1 (SPEC §10). */
+void metrics_build_info(struct metrics *reg);
 /* Removes every label set of a family (for gauges that are recomputed, e.g. per-partition lag). */
 void metric_reset(struct metric *m);
 /* Current value of a counter or gauge (histogram: its count); 0 when the label set is absent. */

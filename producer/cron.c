@@ -283,6 +283,13 @@ struct cron *cron_start(uv_loop_t *loop, const struct cron_deps *deps, long long
                                   "Entities a cron scan sent to sync_check, by reason.", "reason");
     c->tick_total = metrics_counter(deps->reg, "vmh_cron_ticks_total",
                                     "Cron ticks by scan and result.", "scan,result");
+    for (int r = 0; r < CRON_REASONS; r++) /* samples from the start (SPEC §10) */
+        metric_touch(c->selected, cron_reason_name((enum cron_reason)r));
+    static const char *const scans[] = {"retry", "fallback"}, *const results[] = {"ok", "failed",
+                                                                                  "not_leader"};
+    for (size_t i = 0; i < 2; i++)
+        for (size_t j = 0; j < 3; j++)
+            metric_touch(c->tick_total, scans[i], results[j]);
     const long long interval[2] = {retry_ms, fallback_ms};
     for (int i = 0; i < 2; i++) {
         struct cron_tick *t = &c->ticks[i];

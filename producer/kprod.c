@@ -114,6 +114,13 @@ struct kprod *kprod_new(uv_loop_t *loop, const char *brokers, const char *topic_
                                   "Messages acknowledged by Kafka, by topic.", "topic");
     p->failed = metrics_counter(reg, "vmh_messages_failed_total",
                                 "Messages Kafka did not acknowledge, by topic.", "topic");
+    for (int k = KAFKA_TOPIC_CREATE; k <= KAFKA_TOPIC_SYNC_CHECK; k++) { /* samples from start */
+        char topic[256];
+        if (kafka_topic_name(topic_prefix, (enum kafka_topic_kind)k, topic, sizeof topic) == 0) {
+            metric_touch(p->produced, topic);
+            metric_touch(p->failed, topic);
+        }
+    }
     return p;
 err:
     if (conf)

@@ -188,6 +188,7 @@ static int start(struct producer *p)
     gethostname(host, sizeof host - 1);
     snprintf(p->instance, sizeof p->instance, "%s:%d", host, (int)getpid());
     p->reg = metrics_new();
+    metrics_build_info(p->reg);
     apistat_init(&p->st, p->reg);
     if (!(p->kafka = kprod_new(p->loop, cfg_str(cfg, "KAFKA_BROKERS"),
                                cfg_str(cfg, "KAFKA_TOPIC_PREFIX"), p->reg, err, sizeof err))) {

@@ -53,6 +53,9 @@ struct webhook *webhook_new(const struct webhook_opts *opts)
     wh->echoes = metrics_counter(opts->reg, "vmh_webhook_echoes_dropped_total",
                                  "Webhook update records dropped as the sync's own writes.", NULL);
     metric_add(wh->echoes, 0); /* a sample from the start */
+    static const char *const codes[] = {"200", "400", "401", "404", "413", "503"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        metric_touch(wh->requests, codes[i]);
     return wh;
 }
 
@@ -250,8 +253,8 @@ static void on_webhook(struct httpd_req *req, void *ud)
 
 int webhook_routes(struct webhook *wh, struct httpd *srv)
 {
-    static const char *const paths[3] = {"/webhook/beteiligte/create", "/webhook/beteiligte/update",
-                                         "/webhook/beteiligte/delete"};
+    static const char *const paths[3] = {WEBHOOK_PATH_PREFIX "create", WEBHOOK_PATH_PREFIX "update",
+                                         WEBHOOK_PATH_PREFIX "delete"};
     for (int i = 0; i < 3; i++)
         if (httpd_route(srv, "POST", paths[i], on_webhook, &wh->routes[i], wh->o.max_body) != 0)
             return -1;

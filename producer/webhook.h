@@ -18,6 +18,10 @@
 #include "metrics.h"
 #include "wauth.h"
 
+/* The webhook paths: WEBHOOK_PATH_PREFIX "create" | "update" | "delete" (msg_event_name). vmhctl
+ * registers EspoCRM's webhooks at <WEBHOOK_PUBLIC_URL> WEBHOOK_PATH_PREFIX <event>. */
+#define WEBHOOK_PATH_PREFIX "/webhook/beteiligte/"
+
 struct webhook_opts {
     uv_loop_t *loop;
     struct kprod *kafka;

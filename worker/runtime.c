@@ -79,6 +79,16 @@ static void register_metrics(struct wk_runtime *rt)
     rt->m.paused = metrics_gauge(r, "vmh_consumer_paused", "1 while consumption is paused", NULL);
     rt->m.redis_up = metrics_gauge(r, "vmh_redis_up", "1 while Redis answers", NULL);
     rt->m.rebalances = metrics_counter(r, "vmh_rebalances_total", "rebalance events", "type");
+    /* every series known at start has a sample from the start (SPEC §10); the lag's label
+     * sets are the partitions, known once assigned */
+    static const char *const runs[] = {"done", "retry", "lock_busy", "redis_down"};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
+        metric_touch(rt->m.runs, runs[i]);
+    metric_touch(rt->m.rebalances, "assign");
+    metric_touch(rt->m.rebalances, "revoke");
+    for (int i = 0; i < NTOPICS; i++)
+        metric_touch(rt->m.consumed, rt->topics[i]);
+    metrics_build_info(r);
 }
 
 static void load_config(struct wk_runtime *rt)

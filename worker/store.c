@@ -51,7 +51,7 @@ int store_link_get(struct redis_client *c, const char *id, json_t **out, char *e
 }
 
 int store_link_set(struct redis_client *c, const char *id, long long betnr, const char *name,
-                   const char *user, bool deleted, char *err, size_t errlen)
+                   const char *user, bool deleted, const json_t *posted, char *err, size_t errlen)
 {
     char key[KEY_MAX];
     if (key_of(key, LINK_PREFIX, id, NULL, err, errlen) != 0)
@@ -60,6 +60,8 @@ int store_link_set(struct redis_client *c, const char *id, long long betnr, cons
                              "assignedUserId", user);
     if (link && deleted)
         json_object_set_new(link, "deleted", json_true());
+    if (link && posted)
+        json_object_set(link, "posted", (json_t *)posted);
     char *text = link ? json_dumps(link, JSON_COMPACT) : NULL;
     json_decref(link);
     if (!text) {
@@ -149,7 +151,7 @@ int store_resolve_link(struct redis_client *c, const char *id, long long betnr, 
         util_err(err, errlen, "betNr must be a positive number");
         return -1;
     }
-    if (store_link_set(c, id, betnr, NULL, NULL, false, err, errlen) != 0)
+    if (store_link_set(c, id, betnr, NULL, NULL, false, NULL, err, errlen) != 0)
         return -1;
     return store_clear_creating(c, id, err, errlen);
 }

@@ -26,9 +26,11 @@
 /* The link of id: 0 with *out (new reference) or *out NULL when there is none (or it is not
  * readable JSON); -1 on error. */
 int store_link_get(struct redis_client *c, const char *id, json_t **out, char *err, size_t errlen);
-/* Writes the link. name and user may be NULL. 0 or -1. */
+/* Writes the link. name and user may be NULL. posted (NULL: none): the 8 fields a create just
+ * POSTed, the baseline of the party's next run while EspoCRM has none (its final PUT may fail:
+ * SPEC §5.2 "B is what was posted"); kept as "posted". 0 or -1. */
 int store_link_set(struct redis_client *c, const char *id, long long betnr, const char *name,
-                   const char *user, bool deleted, char *err, size_t errlen);
+                   const char *user, bool deleted, const json_t *posted, char *err, size_t errlen);
 
 /* The create mark: 1 with since (the POST's time, "YYYY-MM-DD HH:MM:SS" UTC) when it stands, 0
  * when there is none, -1 on error. */

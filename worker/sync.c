@@ -47,7 +47,9 @@ struct run {
     json_t *agreed; /* the 8 fields both systems hold after a successful run (the baseline's) */
     json_t *agreed_komm;     /* the entries they hold (the baseline's "komm"); NULL: unknown */
     const char *cred_system; /* STEP_CREDENTIALS: "EspoCRM" or "Advoware" */
-    bool auto_reset;         /* a cron auto_reset: the retry count starts over */
+    bool deleted;            /* the run took the deletion path (EspoCRM 404) */
+    json_t *posted;  /* the fields a create POSTed, from the link, while EspoCRM lacks betnr */
+    bool auto_reset; /* a cron auto_reset: the retry count starts over */
     long long betnr;
     char err[512];
     char skipped[512]; /* Advoware entries EspoCRM cannot take, for syncErrorMessage */
@@ -69,6 +71,27 @@ enum step {
 };
 
 /* ---- set-up -------------------------------------------------------------------------- */
+
+static const char *const step_names[] = {"ok",        "transient", "permanent",
+                                         "gone",      "espo_down", "conflict",
+                                         "uncertain", "lock_lost", "credentials"};
+
+/* Every series the sync knows has a sample from the start (SPEC §10): 0 for counters. */
+static void touch_known_series(struct sync_conf *conf)
+{
+    for (size_t i = 1; i < sizeof step_names / sizeof step_names[0]; i++)
+        if (i != STEP_CONFLICT) /* a conflict is started over, never a result */
+            metric_touch(conf->errors, step_names[i]);
+    static const char *const notes[] = {"sent", "failed", "not_permitted"};
+    for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++)
+        metric_touch(conf->notifications, notes[i]);
+    for (int v = KVAR_1; v < KVAR_N; v++) {
+        metric_touch(conf->komm, komm_var_name((enum komm_var)v), "ok");
+        metric_touch(conf->komm, komm_var_name((enum komm_var)v), "failed");
+    }
+    for (int c = MCASE_NO_CHANGE; c <= MCASE_CONFLICT; c++)
+        metric_touch(conf->duration, merge_case_name((enum merge_case)c), "ok");
+}
 
 static void preflight_start(struct sync_conf *conf);
 
@@ -121,6 +144,7 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
     conf->notifications = metrics_counter(
         reg, "vmh_notifications_total",
         "direct messages to users by result (sent, failed, not_permitted)", "result");
+    touch_known_series(conf);
     preflight_start(conf);
 }
 
@@ -359,15 +383,23 @@ static int notify_once(struct run *r, const char *text)
 }
 
 /* The link (store.h); -1 on a Redis error (never taken for "no link"). */
+/* Whether text reached the user now or earlier, or never can (no recipient, no Message
+ * permission: reported elsewhere); false when a retry could still send it. */
+static bool notice_settled(struct run *r, const char *text)
+{
+    return notify_once(r, text) == 0 || (!r->user && !r->conf->notify_user_id) ||
+           !atomic_load(&r->conf->can_message);
+}
+
 static int link_get(struct run *r, json_t **link)
 {
     return store_link_get(r->ctx->redis, r->id, link, r->err, sizeof r->err);
 }
 
-static int link_set(struct run *r, long long betnr, bool deleted)
+static int link_set(struct run *r, long long betnr, bool deleted, const json_t *posted)
 {
     return store_link_set(r->ctx->redis, r->id, betnr, jstr(r->entity, "name"), r->user, deleted,
-                          r->err, sizeof r->err);
+                          posted, r->err, sizeof r->err);
 }
 
 /* EspoCRM changes that a failed run could not push: modifiedAt has whole seconds and the
@@ -396,7 +428,8 @@ static enum step deletion_path(struct run *r)
     if (link_get(r, &link) != 0)
         return STEP_ESPO_DOWN; /* Redis: the run is retried */
     long long betnr = json_integer_value(json_object_get(link, "betnr"));
-    enum step s = STEP_GONE;
+    enum step s = STEP_OK; /* a deletion is the party's normal end, not an error */
+    r->deleted = true;
     if (link && !json_is_true(json_object_get(link, "deleted")) && betnr > 0) {
         r->user = jstr(link, "assignedUserId");
         json_decref(r->entity); /* the 404's body, if EspoCRM sent one */
@@ -406,9 +439,8 @@ static enum step deletion_path(struct run *r)
                  "Beteiligter wurde in EspoCRM gelöscht. Bitte manuell in Advoware löschen: "
                  "betNr %lld",
                  betnr);
-        if (notify_once(r, text) == 0 || (!r->user && !r->conf->notify_user_id) ||
-            !atomic_load(&r->conf->can_message)) /* nobody could ever be told: done */
-            link_set(r, betnr, true);
+        if (notice_settled(r, text))
+            link_set(r, betnr, true, NULL);
         else {
             snprintf(r->err, sizeof r->err, "deletion notice for betNr %lld not sent", betnr);
             s = STEP_ESPO_DOWN;
@@ -471,12 +503,37 @@ static enum step kommunikation(struct run *r, struct ksync *ks)
     r->agreed_komm = s == STEP_OK ? ksync_baseline(ks) : NULL;
     for (size_t i = 0; ksync_note(ks, i); i++)
         notify_once(r, ksync_note(ks, i));
-    for (size_t i = 0; ksync_conflict(ks, i); i++) { /* EspoCRM won an entry */
-        metric_inc(r->conf->conflicts);
-        notify_once(r, ksync_conflict(ks, i));
-    }
     skipped(r, ks);
     return s;
+}
+
+/* The conflicts of the run (SPEC §5.2: the same field or entry changed on both sides; EspoCRM
+ * wins, the notification names Advoware's value), told before the run overwrites anything. A
+ * notice that could not be sent stops the run before its first write (retried; the conflict is
+ * found again, and a notice already sent is not repeated), so no Advoware value is replaced
+ * untold, whatever fails later. */
+static enum step tell_conflicts(struct run *r, const struct merge_result *m, const struct ksync *ks)
+{
+    size_t nk = 0;
+    while (ks && ksync_conflict(ks, nk))
+        nk++;
+    if (!m->nconflict && !nk)
+        return STEP_OK;
+    enum step s = lock_step(r);
+    if (s != STEP_OK)
+        return s;
+    metric_inc(r->conf->conflicts);
+    char text[1024];
+    if (m->nconflict)
+        merge_conflict_text(m, text, sizeof text);
+    bool told = !m->nconflict || notice_settled(r, text);
+    for (size_t i = 0; told && i < nk; i++)
+        told = notice_settled(r, ksync_conflict(ks, i));
+    if (!told) {
+        snprintf(r->err, sizeof r->err, "conflict notice not sent; retrying before any write");
+        return STEP_ESPO_DOWN;
+    }
+    return STEP_OK;
 }
 
 /* Plans the Kommunikation and validates what it would write. NULL with *s set on failure. */
@@ -575,7 +632,8 @@ static enum step create(struct run *r)
     }
     /* The link first: a redelivered run finds it and finishes instead of creating again; the
      * mark goes only once the link stands. */
-    if (link_set(r, r->betnr, false) != 0)
+    r->agreed = merge_fields_of(r->entity); /* B is what was posted (SPEC §5.2) */
+    if (link_set(r, r->betnr, false, r->agreed) != 0)
         log_error("link not written after an Advoware POST; the create mark stays",
                   LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
     else if (store_clear_creating(r->ctx->redis, r->id, r->err, sizeof r->err) != 0)
@@ -587,7 +645,6 @@ static enum step create(struct run *r)
     json_decref(out);
     json_decref(again);
     log_info("created in Advoware", LOG_STR("entity_id", r->id), LOG_INT("betnr", r->betnr));
-    r->agreed = merge_fields_of(r->entity); /* B is what was posted (SPEC §5.2) */
     s = kommunikation(r, ks);
     ksync_free(ks);
     return s;
@@ -625,6 +682,9 @@ static enum step update(struct run *r)
     /* SPEC §5.2: values decide, field by field, against what both systems agreed on after the
      * last successful run; without a baseline the fallback decides once. */
     json_t *baseline = merge_baseline_parse(jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE));
+    if (!baseline && json_is_object(r->posted)) /* SPEC §5.2: after a CREATE, B is what was
+                                                   posted, even when its final PUT failed */
+        baseline = json_pack("{s:O}", "fields", r->posted);
     struct merge_fallback fb = {.espo_changed = in.dirty, .advo_changed = cmp_advo_changed(&in)};
     struct merge_result m;
     int mrc = merge_fields(r->entity, advo, json_object_get(baseline, "fields"), &fb, &m);
@@ -646,6 +706,9 @@ static enum step update(struct run *r)
             plan_kommunikation(r, json_object_get(advo, "kommunikation"),
                                json_object_get(baseline, "komm"), false, cmp_espo_changed(&in), &s);
     json_decref(baseline); /* ks keeps what it needs */
+    if (s == STEP_OK)      /* told before anything is overwritten: a run that fails after its write
+                              would find both sides equal and never tell */
+        s = tell_conflicts(r, &m, ks);
     if (s == STEP_OK && push)
         s = lock_step(r);
     if (s == STEP_OK && push) { /* the merged state: EspoCRM's edits, Advoware's pulled fields */
@@ -670,12 +733,6 @@ static enum step update(struct run *r)
     }
     if (s == STEP_OK && rowid)
         json_object_set_new(r->put, SF_ADVOWARE_ROW_ID, json_string(rowid));
-    if (s == STEP_OK && m.nconflict) { /* EspoCRM won these fields; the text names them */
-        char text[1024];
-        merge_conflict_text(&m, text, sizeof text);
-        metric_inc(r->conf->conflicts);
-        notify_once(r, text);
-    }
     if (s == STEP_OK)
         r->agreed = merge_agreed_fields(&m);
     merge_result_free(&m);
@@ -886,6 +943,8 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     json_decref(r->put);
     json_decref(r->agreed);
     json_decref(r->agreed_komm);
+    json_decref(r->posted);
+    r->posted = NULL;
     r->entity = NULL;
     r->agreed = NULL;
     r->agreed_komm = NULL;
@@ -932,6 +991,8 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
         if (link_get(r, &link) != 0)
             return STEP_ESPO_DOWN; /* a Redis error is not "no link": no second POST */
         r->betnr = json_integer_value(json_object_get(link, "betnr"));
+        json_decref(r->posted); /* a create whose final PUT never happened: what it posted */
+        r->posted = json_incref(json_object_get(link, "posted"));
         json_decref(link);
         if (r->betnr > 0)
             json_object_set_new(r->put, SF_BETNR, json_integer(r->betnr));
@@ -983,7 +1044,7 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     if (w != STEP_OK)
         return w;
     if (s == STEP_OK) {
-        if (link_set(r, r->betnr, false) != 0)
+        if (link_set(r, r->betnr, false, NULL) != 0)
             log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));
         if (was && !syncfields_status_is(was, SF_STATUS_CLEAN) && !keeps_failure(r))
             pending_set(r, false);
@@ -1008,6 +1069,7 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         ctx->retry_after_ms = 5000;
         return WK_RETRY;
     }
+    unsigned long calls0 = espo_calls(t->espo) + advo_calls(t->advo);
     long long cred_wait = atomic_load(&conf->cred_until) - util_monotonic_ms();
     bool probing = false;
     if (atomic_load(&conf->cred_bad) &&
@@ -1028,11 +1090,10 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         metric_inc(conf->retries);
         log_info("entity changed during the run; starting over", LOG_STR("entity_id", entity_id));
     }
-    static const char *const results[] = {"ok",        "transient", "permanent",
-                                          "gone",      "espo_down", "conflict",
-                                          "uncertain", "lock_lost", "credentials"};
+    const char *const *results = step_names;
+    const char *result = r.deleted && s == STEP_OK ? "deleted" : results[s];
     metric_observe(conf->duration, (double)(util_monotonic_ms() - t0) / 1000.0,
-                   merge_case_name(r.scase), results[s]);
+                   merge_case_name(r.scase), result);
     if (probing)
         atomic_store(&conf->cred_probe, false);
     if (s == STEP_CREDENTIALS) { /* unfinished: the messages come back once the gate opens */
@@ -1042,6 +1103,7 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         json_decref(r.put);
         json_decref(r.agreed);
         json_decref(r.agreed_komm);
+        json_decref(r.posted);
         ctx->retry_after_ms = conf->cred_recheck_ms;
         return WK_RETRY;
     }
@@ -1053,13 +1115,15 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         metric_inc(conf->errors, results[s]);
     log_write(s == STEP_OK || s == STEP_GONE ? LOG_INFO : LOG_WARN, "entity synced",
               LOG_STR("entity_id", entity_id), LOG_INT("betnr", r.betnr),
-              LOG_STR("case", merge_case_name(r.scase)), LOG_STR("result", results[s]),
+              LOG_STR("case", merge_case_name(r.scase)), LOG_STR("result", result),
               LOG_INT("duration_ms", util_monotonic_ms() - t0),
+              LOG_INT("calls", (long long)(espo_calls(t->espo) + advo_calls(t->advo) - calls0)),
               LOG_STR("error", r.err[0] ? r.err : NULL), LOG_END);
     json_decref(r.entity);
     json_decref(r.put);
     json_decref(r.agreed);
     json_decref(r.agreed_komm);
+    json_decref(r.posted);
     return WK_DONE;
 
 espo_down:
@@ -1067,6 +1131,7 @@ espo_down:
     json_decref(r.put);
     json_decref(r.agreed);
     json_decref(r.agreed_komm);
+    json_decref(r.posted);
     metric_inc(conf->errors, "espo_down");
     if (ctx->attempt >= ESPO_GIVE_UP_AFTER) {
         log_warn("EspoCRM unreachable; giving up on the entity (the cron finds it again)",

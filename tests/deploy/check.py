@@ -947,6 +947,17 @@ def check_metrics(args):
             if status != 200 or not text:
                 problem(f"{name}: GET /metrics answered {status}")
                 continue
+            # SPEC §10: every series a program knows at start has a sample from the start
+            families = {line.split()[2] for line in text.splitlines()
+                        if line.startswith("# TYPE ")}
+            sampled = {re.split(r"[{ ]", line, 1)[0] for line in text.splitlines()
+                       if line and line[0] != "#"}
+            # (the consumer lag's label sets are partitions: known once assigned)
+            for fam in sorted(families - {"vmh_consumer_lag"}):
+                if not any(x == fam or x.startswith(fam + "_") for x in sampled):
+                    problem(f"{name}: {fam} has no sample at start")
+            if "vmh_build_info" not in families:
+                problem(f"{name}: vmh_build_info missing")
             r = run([promtool, "check", "metrics"], input=text)
             for line in (r.stdout + r.stderr).splitlines():
                 problem(f"{name}: promtool: {line}")

@@ -101,6 +101,7 @@ static void test_redaction(void **state)
     for (size_t i = 0; i < sizeof secret_keys / sizeof secret_keys[0]; i++) {
         assert_int_equal(ftruncate(g_fd, 0), 0);
         assert_int_equal(lseek(g_fd, 0, SEEK_SET), 0);
+        assert_int_equal(lseek(g_fd, 0, SEEK_SET), 0);
         log_info("x", LOG_STR(secret_keys[i], "hunter2"));
         char *text = read_all();
         if (strstr(text, "hunter2"))
@@ -123,6 +124,34 @@ static void test_text_format(void **state)
     assert_non_null(strstr(text, "token=[redacted] n=7\n"));
     assert_null(strstr(text, "t0ps3cret"));
     free(text);
+}
+
+/* A value can never end its line or forge a field: an id with a newline (issue 14), quotes,
+ * backslashes, '=' and control bytes are escaped; JSON keeps a value that is not UTF-8. */
+static void test_text_escaping(void **state)
+{
+    (void)state;
+    log_setup(LOG_INFO, LOG_TEXT, g_fd);
+    log_info("x", LOG_STR("entity_id", "e1\n2026-01-01 error forged=1"), LOG_STR("q", "a\"b\\c"),
+             LOG_STR("eq", "k=v"), LOG_STR("ctl", "\x01\t"), LOG_STR("empty", ""),
+             LOG_STR("utf8", "Müller"));
+    char *text = read_all();
+    assert_non_null(strchr(text, '\n'));
+    assert_ptr_equal(strchr(text, '\n'), text + strlen(text) - 1); /* one line */
+    assert_non_null(strstr(text, "entity_id=\"e1\\n2026-01-01 error forged=1\""));
+    assert_non_null(strstr(text, "q=\"a\\\"b\\\\c\""));
+    assert_non_null(strstr(text, "eq=\"k=v\""));
+    assert_non_null(strstr(text, "ctl=\"\\x01\\t\""));
+    assert_non_null(strstr(text, "empty=\"\""));
+    assert_non_null(strstr(text, "utf8=Müller"));
+    free(text);
+    assert_int_equal(ftruncate(g_fd, 0), 0);
+    assert_int_equal(lseek(g_fd, 0, SEEK_SET), 0);
+    log_setup(LOG_INFO, LOG_JSON, g_fd);
+    log_info("x", LOG_STR("entity_id", "ab\xff\xfe"));
+    json_t *o = only_line();
+    assert_string_equal(json_string_value(json_object_get(o, "entity_id")), "ab\\xff\\xfe");
+    json_decref(o);
 }
 
 static void test_parse(void **state)
@@ -176,6 +205,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_level_filter, open_sink, close_sink),
         cmocka_unit_test_setup_teardown(test_redaction, open_sink, close_sink),
         cmocka_unit_test_setup_teardown(test_text_format, open_sink, close_sink),
+        cmocka_unit_test_setup_teardown(test_text_escaping, open_sink, close_sink),
         cmocka_unit_test(test_parse),
         cmocka_unit_test_setup_teardown(test_threads_whole_lines, open_sink, close_sink),
     };
