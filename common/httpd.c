@@ -92,6 +92,8 @@ struct httpd_req {
     struct wbuf *resp;
     httpd_intercept_fn intercept;
     void *intercept_ud;
+    httpd_done_fn done;
+    void *done_ud;
 
     char *buf; /* url \0 names and values \0 path \0 query \0 decoded params \0 */
     size_t len, cap;
@@ -612,6 +614,8 @@ static void req_done(struct httpd_req *req)
     struct httpd *srv = req->srv;
     if (srv->obs)
         srv->obs(httpd_req_method(req), req->route_name, req->status, srv->obs_ud);
+    if (req->done)
+        req->done(req->status, req->done_ud);
     req_free(req);
 }
 
@@ -1685,6 +1689,14 @@ void httpd_drop(struct httpd_req *req)
     c->draining = true; /* what comes after a drop is never parsed */
     conn_read_stop(c);
     conn_flush(c);
+}
+
+void httpd_req_on_done(struct httpd_req *req, httpd_done_fn fn, void *ud)
+{
+    if (!req)
+        return;
+    req->done = fn;
+    req->done_ud = ud;
 }
 
 void httpd_req_intercept(struct httpd_req *req, httpd_intercept_fn fn, void *ud)

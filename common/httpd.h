@@ -133,4 +133,11 @@ typedef void (*httpd_intercept_fn)(struct httpd_req *req, int status, void *ud);
  * once. For the simulators' "apply" faults: the handler acts, its answer is replaced. */
 void httpd_req_intercept(struct httpd_req *req, httpd_intercept_fn fn, void *ud);
 
+/* Called once when req is done: its answer handed to the socket, or dropped (httpd_drop, or the
+ * client gone), with the status the observer sees (0 for a drop), just before req is freed. A
+ * second call replaces the first. For the simulators' "kill_pid" fault: act once the answer is
+ * out. */
+typedef void (*httpd_done_fn)(int status, void *ud);
+void httpd_req_on_done(struct httpd_req *req, httpd_done_fn fn, void *ud);
+
 #endif

@@ -1256,6 +1256,46 @@ static void test_fail_rate_from_start_cleared_and_restored_by_reset(void **state
     assert_int_equal(http(f, "GET", ROUTE_RF, NULL, NULL, NULL), 503);
 }
 
+/* "kill_pid" (sim.h): the call is answered as usual, then the process dies; GET /_sim/log lists
+ * the API calls in the order they were answered (the token call included). */
+static void test_fault_kill_pid_after_the_answer_and_the_log(void **state)
+{
+    struct fixture *f = *state;
+    struct th_proc victim;
+    const char *argv[] = {"/bin/sleep", "60", NULL};
+    assert_int_equal(th_proc_start(&victim, argv, NULL, false), 0);
+    char rule[256];
+    snprintf(rule, sizeof rule,
+             "{\"method\":\"POST\",\"route\":\"" ROUTE_BET "\",\"after\":1,\"count\":1,"
+             "\"kill_pid\":%d}",
+             (int)victim.pid);
+    fault(f, rule, 200);
+    assert_int_equal(create(f, "{\"name\":\"Eins\"}"), FIRST_BETNR);
+    assert_true(th_proc_alive(&victim));
+    assert_int_equal(create(f, "{\"name\":\"Zwei\"}"), FIRST_BETNR + 1); /* answered ... */
+    assert_int_equal(th_proc_wait(&victim, WAIT_MS), 128 + 9);           /* ... then killed */
+    json_t *out;
+    assert_int_equal(admin(f, "GET", "/_sim/log", NULL, &out), 200);
+    json_t *calls = json_object_get(out, "calls");
+    assert_int_equal(json_array_size(calls), 3);
+    assert_string_equal(str(json_array_get(calls, 0), "route"), ROUTE_TOKEN);
+    for (size_t i = 1; i < 3; i++) {
+        json_t *c = json_array_get(calls, i);
+        assert_int_equal(num(c, "seq"), (json_int_t)i);
+        assert_string_equal(str(c, "method"), "POST");
+        assert_string_equal(str(c, "route"), ROUTE_BET);
+        assert_int_equal(num(c, "status"), 200);
+    }
+    json_decref(out);
+    assert_int_equal(admin(f, "GET", "/_sim/log?since=2", NULL, &out), 200);
+    assert_int_equal(json_array_size(json_object_get(out, "calls")), 1);
+    json_decref(out);
+    assert_int_equal(admin(f, "POST", "/_sim/reset", NULL, NULL), 200); /* empties the log */
+    assert_int_equal(admin(f, "GET", "/_sim/log", NULL, &out), 200);
+    assert_int_equal(num(out, "total"), 0);
+    json_decref(out);
+}
+
 static void test_fault_shapes_refused_400(void **state)
 {
     struct fixture *f = *state;
@@ -1269,6 +1309,9 @@ static void test_fault_shapes_refused_400(void **state)
         "{\"fail_rate\":\"0.1\"}",            /* a number */
         "{\"fail_rate\":0.1,\"status\":503}", /* set alone */
         "[{\"fail_rate\":0.1}]",              /* not a rule */
+        "{\"kill_pid\":1}",                   /* not init */
+        "{\"kill_pid\":\"12\"}",              /* a number */
+        "{\"ui_edit\":{\"name\":\"X\"}}",     /* espocrm-sim only */
     };
     json_t *out;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -1362,6 +1405,7 @@ int main(void)
         T(test_fault_after_without_route_counts_every_api_call, setup_logged_in),
         T(test_fail_rate_set_and_cleared_at_runtime, setup_logged_in),
         T(test_fail_rate_from_start_cleared_and_restored_by_reset, setup_fail_rate_1),
+        T(test_fault_kill_pid_after_the_answer_and_the_log, setup_logged_in),
         T(test_fault_shapes_refused_400, setup),
         cmocka_unit_test(test_help_exits_0),
         cmocka_unit_test(test_bad_options_exit_2),

@@ -896,6 +896,86 @@ static void test_fault_apply_and_drop_on_put(void **state)
     assert_int_equal(call("PUT", path, api, "{\"name\":\"Wieder\"}", NULL), 200);
 }
 
+/* The "ui_edit" fault (sim.h): a UI user's edit lands right before the sync's PUT, exactly as
+ * PUT /_sim/ui/CBeteiligte/{id} (the formula sets dirty, an update webhook is queued), so the
+ * PUT with the version it read meets EspoCRM's 409 of optimistic concurrency (04). GET
+ * /_sim/log lists the API calls in the order they were answered. */
+static void test_fault_ui_edit_lands_before_the_put(void **state)
+{
+    (void)state;
+    char secret[64], hook[64], id[64], path[128], rule[256], version[64];
+    register_hook("update", true, secret, sizeof secret, hook, sizeof hook);
+    api_create("{\"name\":\"Vorher\",\"vorname\":\"Ina\"}", id, sizeof id);
+    json_t *e = get_entity(id);
+    json_int_t v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    snprintf(path, sizeof path, "/api/v1/CBeteiligte/%s", id);
+    snprintf(rule, sizeof rule,
+             "{\"method\":\"PUT\",\"route\":\"/api/v1/CBeteiligte/{id}\",\"after\":1,"
+             "\"count\":1,\"ui_edit\":{\"zusatz\":\"Von Hand\"}}");
+    assert_int_equal(call("POST", "/_sim/faults", NULL, rule, NULL), 200);
+    snprintf(version, sizeof version, "X-Version-Number: %lld", (long long)v);
+    const char *occ[] = {KEY, version, NULL};
+    /* the first PUT passes (after 1); the second meets the person's edit */
+    assert_int_equal(call("PUT", path, occ, "{\"vorname\":\"Isa\"}", NULL), 200);
+    snprintf(version, sizeof version, "X-Version-Number: %lld", (long long)v + 1);
+    json_t *out = NULL;
+    assert_int_equal(call("PUT", path, occ, "{\"vorname\":\"Ute\",\"syncStatus\":\"clean\"}", &out),
+                     409);
+    assert_int_equal(json_integer_value(json_object_get(out, "versionNumber")), v + 2);
+    assert_string_equal(str(json_object_get(out, "values"), "syncStatus"), "dirty");
+    json_decref(out);
+    e = get_entity(id);
+    assert_string_equal(str(e, "zusatz"), "Von Hand");
+    assert_string_equal(str(e, "vorname"), "Isa");
+    assert_string_equal(str(e, "syncStatus"), "dirty");
+    assert_string_equal(str(e, "modifiedById"), "ui-user");
+    json_decref(e);
+    /* the person's edit is delivered as an update webhook (in one post with the sync user's
+     * save or in a post of its own, as the job's runs fall) */
+    bool ok;
+    json_t *edit = NULL;
+    char sig[256], raw[8192];
+    long long end = th_now_ms() + 10000;
+    while (!edit && th_now_ms() < end) {
+        for (size_t i = 0; !edit && i < rx_count(); i++) {
+            json_t *body = rx_post(i, sig, sizeof sig, NULL, raw, sizeof raw), *rec;
+            size_t j;
+            json_array_foreach(body, j, rec)
+            {
+                if (!edit && json_object_get(rec, "zusatz"))
+                    edit = json_incref(rec);
+            }
+            json_decref(body);
+        }
+        if (!edit)
+            th_sleep_ms(10);
+    }
+    assert_non_null(edit);
+    assert_string_equal(str(edit, "zusatz"), "Von Hand");
+    assert_string_equal(str(edit, "modifiedById"), "ui-user");
+    json_decref(edit);
+    TH_WAIT(ok, queued_total() == 0, 10000);
+    assert_true(ok);
+    /* the rule is spent */
+    assert_int_equal(call("GET", "/_sim/faults", NULL, NULL, &out), 200);
+    assert_int_equal(json_array_size(json_object_get(out, "faults")), 0);
+    json_decref(out);
+    /* the answered API calls in order: Webhook POST, create, GET, PUT 200, PUT 409, GET */
+    assert_int_equal(call("GET", "/_sim/log?since=3", NULL, NULL, &out), 200);
+    json_t *calls = json_object_get(out, "calls");
+    assert_int_equal(json_array_size(calls), 3);
+    assert_int_equal(json_integer_value(json_object_get(out, "total")), 6);
+    json_t *c = json_array_get(calls, 1);
+    assert_int_equal(json_integer_value(json_object_get(c, "seq")), 4);
+    assert_string_equal(str(c, "method"), "PUT");
+    assert_string_equal(str(c, "route"), "/api/v1/CBeteiligte/{id}");
+    assert_int_equal(json_integer_value(json_object_get(c, "status")), 409);
+    json_decref(out);
+    /* a rule with an edit that is not an object is refused */
+    assert_int_equal(call("POST", "/_sim/faults", NULL, "{\"ui_edit\":[1]}", NULL), 400);
+}
+
 static void test_metadata_and_clock(void **state)
 {
     (void)state;
@@ -1115,6 +1195,7 @@ int main(void)
         cmocka_unit_test_setup(test_retry_rules, reset),
         cmocka_unit_test_setup(test_seed_and_stats, reset),
         cmocka_unit_test_setup(test_fault_apply_and_drop_on_put, reset),
+        cmocka_unit_test_setup(test_fault_ui_edit_lands_before_the_put, reset),
         cmocka_unit_test_setup(test_metadata_and_clock, reset),
         cmocka_unit_test_setup(test_option_template_person, reset),
         cmocka_unit_test_setup(test_option_espocrm_version, reset),

@@ -358,30 +358,42 @@ static bool update_list(const struct esim *e, json_t *ent, json_t *ans, json_t *
     return hit;
 }
 
-/* EspoCRM's update of ent as actor a (PUT and PATCH). Answers req. */
+/* Answers req, or only frees body when req is NULL (an update without a request). */
+static void answer(struct httpd_req *req, int status, const char *reason, json_t *body)
+{
+    if (req)
+        esim__respond(req, status, reason, body);
+    else
+        json_decref(body);
+}
+
+/* EspoCRM's update of ent as actor a (PUT and PATCH). Answers req; NULL: an update without a
+ * request (the "ui_edit" fault), no X-Version-Number. */
 static void do_update(struct esim *e, struct httpd_req *req, json_t *ent, const json_t *body,
                       const struct esim_actor *a)
 {
     json_t *in = esim__filter_input(e, body);
-    const char *header = httpd_req_header(req, "X-Version-Number");
+    const char *header = req ? httpd_req_header(req, "X-Version-Number") : NULL;
     if (header) {
         json_int_t stored = json_integer_value(json_object_get(ent, "versionNumber"));
         json_t *values = version_header(header) != stored ? occ_values(e, ent, in) : NULL;
         if (values) {
-            esim__respond(req, 409, "modified",
-                          json_pack("{s:o,s:I}", "values", values, "versionNumber", stored));
+            answer(req, 409, "modified",
+                   json_pack("{s:o,s:I}", "values", values, "versionNumber", stored));
             json_decref(in);
             return;
         }
     }
     struct esim_vfail vf;
     if (esim__validate(e, in, false, &vf) != 0) {
-        esim__respond_validation(req, &vf);
+        if (req)
+            esim__respond_validation(req, &vf);
         json_decref(in);
         return;
     }
     if (assignment_denied(a, in, ent)) {
-        respond_assignment_denied(req);
+        if (req)
+            respond_assignment_denied(req);
         json_decref(in);
         return;
     }
@@ -455,7 +467,7 @@ static void do_update(struct esim *e, struct httpd_req *req, json_t *ent, const 
     }
     json_decref(changed);
     json_decref(in);
-    esim__respond(req, 200, NULL, ans);
+    answer(req, 200, NULL, ans);
 }
 
 static void do_delete(struct esim *e, struct httpd_req *req, const char *id,
@@ -549,6 +561,21 @@ void esim__on_ui_update(struct httpd_req *req, void *ud)
     struct esim_actor a;
     esim__ui_actor(ud, req, &a);
     update_as(ud, req, &a);
+}
+
+/* The "ui_edit" fault (sim.h): the UI user ui-user updates the entity {id} of req with attrs
+ * right before req is handled, exactly as PUT /_sim/ui/CBeteiligte/{id} would (the formula,
+ * the webhook); an unknown entity or a refused edit changes nothing. */
+void esim__ui_edit(struct httpd_req *req, const json_t *attrs, void *ud)
+{
+    struct esim *e = ud;
+    const char *id = httpd_req_param(req, "id");
+    json_t *ent = id ? json_object_get(e->entities, id) : NULL;
+    if (!ent)
+        return;
+    struct esim_actor a = {.kind = ESIM_ACTOR_UI, .id = "ui-user"};
+    esim__user_seen(e, a.id);
+    do_update(e, NULL, ent, attrs, &a);
 }
 
 void esim__on_ui_delete(struct httpd_req *req, void *ud)

@@ -610,6 +610,7 @@ int main(int argc, char **argv)
         goto out;
     }
     sim_set_stop(e->sim, esim_stop, e);
+    sim_set_ui_edit(e->sim, esim__ui_edit, e);
     rc = sim_run(e->sim);
 out:
     esim_stop(e);

@@ -166,6 +166,8 @@ void esim__on_delete(struct httpd_req *req, void *ud);
 void esim__on_ui_create(struct httpd_req *req, void *ud);
 void esim__on_ui_update(struct httpd_req *req, void *ud);
 void esim__on_ui_delete(struct httpd_req *req, void *ud);
+/* The "ui_edit" fault rule's edit (sim_set_ui_edit): a UI user's update of the entity {id}. */
+void esim__ui_edit(struct httpd_req *req, const json_t *attrs, void *ud);
 void esim__on_seed(struct httpd_req *req, void *ud);
 void esim__on_state_all(struct httpd_req *req, void *ud);
 void esim__on_state_one(struct httpd_req *req, void *ud);

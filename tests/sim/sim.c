@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,15 +36,28 @@ struct sim_fault {
     long after;   /* matching calls still let through untouched */
     double rate;  /* 0 = every match */
     int delay_ms;
-    bool apply; /* the handler runs, its answer is replaced */
-    bool drop;  /* the connection is closed instead of answering */
+    bool apply;      /* the handler runs, its answer is replaced */
+    bool drop;       /* the connection is closed instead of answering */
+    json_t *ui_edit; /* a person's edit made right before the handler runs, or NULL */
+    int kill_pid;    /* SIGKILLed once the answer is out; 0 = none */
 };
+
+/* One answered API call of GET /_sim/log: the strings are static (method) or live as long as
+ * the server's routes (route). */
+struct sim_logent {
+    const char *method, *route;
+    int status;
+    long long t_us; /* when it was answered: CLOCK_MONOTONIC, comparable across processes */
+};
+#define SIM_LOG_MAX 200000
 
 /* What happens to one API call: the fault that fired (or the fail rate's 503), and its latency. */
 struct sim_hit {
     int status; /* 0 = the handler's own answer (unless drop) */
     int delay_ms;
     bool apply, drop;
+    json_t *ui_edit; /* a reference, released once the request has been acted on */
+    int kill_pid;
 };
 
 #define SIM_FAULT_MSG "fault injected by the simulator"
@@ -57,6 +71,11 @@ struct sim {
     size_t nstats, capstats;
     struct sim_fault *faults;
     size_t nfaults;
+    struct sim_logent *log; /* the answered API calls in order, at most SIM_LOG_MAX */
+    size_t nlog, caplog;
+    bool log_truncated;
+    sim_ui_edit_fn ui_edit;
+    void *ui_edit_ud;
     double fail_rate; /* now: --fail-rate until POST /_sim/faults {"fail_rate":F} */
     unsigned short rng[3];
     sim_reset_fn reset;
@@ -105,10 +124,13 @@ static void usage(FILE *out, const char *prog, const char *summary, const struct
         "  {\"method\", \"route\" (absent: any API route), \"status\", \"count\" or \"rate\",\n"
         "   \"delay_ms\", \"after\":N (the first N matching calls pass), \"apply\":true (the\n"
         "   call takes effect, then the fault answers), \"drop\":true (the connection is closed\n"
-        "   instead of answering)}\n"
+        "   instead of answering), \"kill_pid\":N (SIGKILL to N once the answer is out),\n"
+        "   \"ui_edit\":{attrs} (espocrm-sim: a UI user's update of the entity lands right\n"
+        "   before the call is handled)}\n"
         "{\"fail_rate\":F} changes --fail-rate while running (0 turns it off); an empty body\n"
         "clears every rule and the fail rate; POST /_sim/reset restores the --fail-rate given at\n"
-        "start. GET /_sim/stats counts a faulted call under the status its client saw (0: drop).\n",
+        "start. GET /_sim/stats counts a faulted call under the status its client saw (0: drop);\n"
+        "GET /_sim/log lists the answered API calls in order (?since=N: from the N-th on).\n",
         out);
 }
 
@@ -260,10 +282,58 @@ static void stats_clear(struct sim *sim)
     sim->nstats = 0;
 }
 
+/* Appends an answered API call to the log (dropped, and marked truncated, beyond SIM_LOG_MAX). */
+static void log_append(struct sim *sim, const char *method, const char *route, int status)
+{
+    if (sim->nlog == sim->caplog) {
+        size_t cap = sim->caplog ? sim->caplog * 2 : 256;
+        struct sim_logent *nl = cap <= SIM_LOG_MAX ? realloc(sim->log, cap * sizeof *nl) : NULL;
+        if (!nl) {
+            sim->log_truncated = true;
+            return;
+        }
+        sim->log = nl;
+        sim->caplog = cap;
+    }
+    sim->log[sim->nlog++] =
+        (struct sim_logent){method, route, status, (long long)(uv_hrtime() / 1000)};
+}
+
 static void on_answered(const char *method, const char *route, int status, void *ud)
 {
-    if (route && strncmp(route, SIM_ADMIN_PREFIX, sizeof SIM_ADMIN_PREFIX - 1) != 0)
+    if (route && strncmp(route, SIM_ADMIN_PREFIX, sizeof SIM_ADMIN_PREFIX - 1) != 0) {
         stat_count(ud, method, route, status);
+        log_append(ud, method, route, status);
+    }
+}
+
+/* GET /_sim/log[?since=N]: {"calls":[{"seq","method","route","status","t_us"}],"total":n,
+ * "truncated":bool}, the API calls in the order they were answered, from the N-th (0-based). */
+static void on_log(struct httpd_req *req, void *ud)
+{
+    struct sim *sim = ud;
+    char buf[24];
+    size_t since = 0;
+    if (httpd_query_get(httpd_req_query(req), "since", buf, sizeof buf) > 0)
+        since = (size_t)strtoull(buf, NULL, 10);
+    json_t *calls = json_array();
+    for (size_t i = since; i < sim->nlog; i++) {
+        const struct sim_logent *l = &sim->log[i];
+        json_array_append_new(calls, json_pack("{s:I,s:s,s:s,s:i,s:I}", "seq", (json_int_t)i,
+                                               "method", l->method, "route", l->route, "status",
+                                               l->status, "t_us", (json_int_t)l->t_us));
+    }
+    httpd_respond_json(req, 200,
+                       json_pack("{s:o,s:I,s:b}", "calls", calls, "total", (json_int_t)sim->nlog,
+                                 "truncated", sim->log_truncated));
+}
+
+static void log_clear(struct sim *sim)
+{
+    free(sim->log);
+    sim->log = NULL;
+    sim->nlog = sim->caplog = 0;
+    sim->log_truncated = false;
 }
 
 static void on_stats(struct httpd_req *req, void *ud)
@@ -285,6 +355,7 @@ static void fault_free(struct sim_fault *f)
 {
     free(f->method);
     free(f->route);
+    json_decref(f->ui_edit);
 }
 
 static void faults_clear(struct sim *sim)
@@ -297,7 +368,7 @@ static void faults_clear(struct sim *sim)
 }
 
 /* Parses one fault rule; NULL on success, else what is wrong. */
-static const char *fault_parse(json_t *o, struct sim_fault *f)
+static const char *fault_parse(const struct sim *sim, json_t *o, struct sim_fault *f)
 {
     memset(f, 0, sizeof *f);
     f->count = -1;
@@ -349,6 +420,18 @@ static const char *fault_parse(json_t *o, struct sim_fault *f)
             return "drop must be true or false";
         f->drop = json_is_true(v);
     }
+    if ((v = json_object_get(o, "kill_pid"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 2 || json_integer_value(v) > INT_MAX)
+            return "kill_pid must be a process id > 1";
+        f->kill_pid = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "ui_edit"))) {
+        if (!sim->ui_edit)
+            return "this simulator has no ui_edit";
+        if (!json_is_object(v) || json_object_size(v) == 0)
+            return "ui_edit must be an object of attributes";
+        f->ui_edit = json_deep_copy(v);
+    }
     if (json_object_get(o, "fail_rate"))
         return "fail_rate is set alone: {\"fail_rate\":F}";
     if (f->status != 0 && f->status < 100)
@@ -357,8 +440,8 @@ static const char *fault_parse(json_t *o, struct sim_fault *f)
         return "a drop closes the connection: it has no status";
     if (f->apply && f->status == 0 && !f->drop)
         return "apply needs a status or drop";
-    if (f->status == 0 && f->delay_ms == 0 && !f->drop)
-        return "a fault needs a status, drop or a delay_ms";
+    if (f->status == 0 && f->delay_ms == 0 && !f->drop && !f->kill_pid && !f->ui_edit)
+        return "a fault needs a status, drop, delay_ms, kill_pid or ui_edit";
     return NULL;
 }
 
@@ -379,6 +462,10 @@ static json_t *faults_json(const struct sim *sim)
         json_object_set_new(o, "after", json_integer(f->after));
         json_object_set_new(o, "apply", json_boolean(f->apply));
         json_object_set_new(o, "drop", json_boolean(f->drop));
+        if (f->kill_pid)
+            json_object_set_new(o, "kill_pid", json_integer(f->kill_pid));
+        if (f->ui_edit)
+            json_object_set(o, "ui_edit", f->ui_edit);
         json_array_append_new(a, o);
     }
     return a;
@@ -434,7 +521,7 @@ static void on_faults_post(struct httpd_req *req, void *ud)
     sim->faults = nf;
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_is_array(body) ? json_array_get(body, i) : body;
-        const char *why = fault_parse(o, &sim->faults[sim->nfaults + i]);
+        const char *why = fault_parse(sim, o, &sim->faults[sim->nfaults + i]);
         if (why) {
             for (size_t j = 0; j <= i; j++)
                 fault_free(&sim->faults[sim->nfaults + j]);
@@ -472,6 +559,8 @@ static bool fault_fire(struct sim *sim, const char *method, const char *route, s
         hit->delay_ms = f->delay_ms;
         hit->apply = f->apply;
         hit->drop = f->drop;
+        hit->ui_edit = json_incref(f->ui_edit); /* the rule may be gone below */
+        hit->kill_pid = f->kill_pid;
         if (f->count > 0 && --f->count == 0) {
             fault_free(f);
             memmove(f, f + 1, (sim->nfaults - i - 1) * sizeof *f);
@@ -496,8 +585,23 @@ static void on_applied(struct httpd_req *req, int handler_status, void *ud)
         httpd_drop(req);
 }
 
-static void act(struct httpd_req *req, struct sim_route *r, const struct sim_hit *hit)
+/* A "kill_pid" fault: the answer is out, now the process dies. */
+static void on_kill_done(int status, void *ud)
 {
+    (void)status;
+    kill((pid_t)(intptr_t)ud, SIGKILL);
+}
+
+/* Acts on the request as the hit says; releases the hit's ui_edit. */
+static void act(struct sim *sim, struct httpd_req *req, struct sim_route *r, struct sim_hit *hit)
+{
+    if (hit->ui_edit) {
+        sim->ui_edit(req, hit->ui_edit, sim->ui_edit_ud);
+        json_decref(hit->ui_edit);
+        hit->ui_edit = NULL;
+    }
+    if (hit->kill_pid)
+        httpd_req_on_done(req, on_kill_done, (void *)(intptr_t)hit->kill_pid);
     if (hit->apply) {
         httpd_req_intercept(req, on_applied, (void *)(intptr_t)(hit->drop ? 0 : hit->status));
         r->fn(req, r->ud);
@@ -518,7 +622,7 @@ static void on_delay_closed(uv_handle_t *h)
 static void on_delay(uv_timer_t *t)
 {
     struct sim_delayed *d = t->data;
-    act(d->req, d->route, &d->hit);
+    act(d->route->sim, d->req, d->route, &d->hit);
     uv_close((uv_handle_t *)&d->timer, on_delay_closed);
 }
 
@@ -534,11 +638,12 @@ static void dispatch(struct httpd_req *req, void *ud)
     if (sim->opts.jitter_ms > 0)
         delay += (int)sim_rand_below(sim, (unsigned long)sim->opts.jitter_ms + 1);
     if (delay <= 0) {
-        act(req, r, &hit);
+        act(sim, req, r, &hit);
         return;
     }
     struct sim_delayed *d = calloc(1, sizeof *d);
     if (!d) {
+        json_decref(hit.ui_edit);
         httpd_respond_error(req, 500, "out of memory");
         return;
     }
@@ -590,6 +695,7 @@ static void on_reset(struct httpd_req *req, void *ud)
 {
     struct sim *sim = ud;
     stats_clear(sim);
+    log_clear(sim);
     faults_clear(sim);
     sim->fail_rate = sim->opts.fail_rate; /* back to the start-up value */
     if (sim->reset)
@@ -617,6 +723,7 @@ struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts, sim_reset_fn r
     httpd_set_observer(sim->srv, on_answered, sim);
     if (sim_admin_route(sim, "POST", "/_sim/reset", on_reset, sim) != 0 ||
         sim_admin_route(sim, "GET", "/_sim/stats", on_stats, sim) != 0 ||
+        sim_admin_route(sim, "GET", "/_sim/log", on_log, sim) != 0 ||
         sim_admin_route(sim, "POST", "/_sim/faults", on_faults_post, sim) != 0 ||
         sim_admin_route(sim, "GET", "/_sim/faults", on_faults_get, sim) != 0)
         goto err;
@@ -632,6 +739,7 @@ void sim_free(struct sim *sim)
         return;
     stats_clear(sim);
     free(sim->stats);
+    log_clear(sim);
     faults_clear(sim);
     for (struct sim_route *r = sim->routes, *next; r; r = next) {
         next = r->next;
@@ -639,6 +747,12 @@ void sim_free(struct sim *sim)
         free(r);
     }
     free(sim);
+}
+
+void sim_set_ui_edit(struct sim *sim, sim_ui_edit_fn fn, void *ud)
+{
+    sim->ui_edit = fn;
+    sim->ui_edit_ud = ud;
 }
 
 void sim_set_stop(struct sim *sim, void (*fn)(void *ud), void *ud)

@@ -1,7 +1,8 @@
 /* sim.h: what both simulators share (SPEC §8, §8.1): option parsing with the common options,
  * the HTTP server, API routes wrapped with request counters, fault injection, --fail-rate and
  * --latency-ms/--jitter-ms (on libuv timers, never by blocking), the admin routes /_sim/reset,
- * /_sim/stats and /_sim/faults, a seeded random source, and the run loop with clean shutdown.
+ * /_sim/stats, /_sim/log and /_sim/faults, a seeded random source, and the run loop with clean
+ * shutdown.
  *
  * Everything runs on the simulator's single libuv loop thread. The sim owns the httpd server
  * and every request wrapper; sim_free() after the loop has ended releases them.
@@ -16,16 +17,24 @@
  *                     rules after it and the fail rate); count then counts the faulted ones
  *    "apply":true,    the handler runs and takes effect, its answer is replaced by the fault's
  *                     status (or by a drop): the caller cannot know the call happened
- *    "drop":true}     no answer: the connection is closed (FIN) where the answer belonged;
+ *    "drop":true,     no answer: the connection is closed (FIN) where the answer belonged;
  *                     excludes "status"; with "apply" the effect happens first
- * A rule needs a status, drop or delay_ms; the first rule that fires wins; fired or not, the
- * answer's latency (--latency-ms, --jitter-ms) comes on top. {"fail_rate":F} (alone in the
- * object, F in [0, 1]) replaces the --fail-rate at run time, 0 turns it off. An empty body ({},
- * [] or none) clears every rule and sets the fail rate to 0: no faults of any kind. POST
- * /_sim/reset clears the rules and restores the --fail-rate given at start. POST and GET
- * /_sim/faults answer {"faults":[rules with what is left of count and after],"fail_rate":F}.
+ *    "kill_pid":N,    SIGKILL to process N once the answer (whatever it is) has been written
+ *                     or dropped: a client that dies right after its call was answered
+ *    "ui_edit":{...}} a person's edit lands right before the call is handled (the simulator
+ *                     decides what that means, sim_set_ui_edit(); espocrm-sim: a UI user's
+ *                     update of the entity {id}); a simulator without it refuses the rule
+ * A rule needs a status, drop, delay_ms, kill_pid or ui_edit; the first rule that fires wins;
+ * fired or not, the answer's latency (--latency-ms, --jitter-ms) comes on top. {"fail_rate":F}
+ * (alone in the object, F in [0, 1]) replaces the --fail-rate at run time, 0 turns it off. An
+ * empty body ({}, [] or none) clears every rule and sets the fail rate to 0: no faults of any
+ * kind. POST /_sim/reset clears the rules and restores the --fail-rate given at start. POST and
+ * GET /_sim/faults answer {"faults":[rules with what is left of count and after],"fail_rate":F}.
  * GET /_sim/stats counts a faulted call under the status its client saw: the fault's status,
- * 503 for the fail rate, 0 for a drop. */
+ * 503 for the fail rate, 0 for a drop. GET /_sim/log[?since=N] lists the API calls in the order
+ * they were answered, from the N-th (0-based) on: {"calls":[{"seq","method","route","status",
+ * "t_us"}],"total":n,"truncated":bool} (t_us: when, in CLOCK_MONOTONIC microseconds, comparable
+ * across processes; the first 200 000 calls since the start or the last reset). */
 #ifndef VMH_SIM_H
 #define VMH_SIM_H
 
@@ -75,6 +84,11 @@ typedef void (*sim_reset_fn)(void *ud);
 
 struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts, sim_reset_fn reset, void *ud);
 void sim_free(struct sim *sim);
+/* A "ui_edit" fault's edit (attrs borrowed), made on the loop thread right before req's handler
+ * runs; req is not to be answered here. */
+typedef void (*sim_ui_edit_fn)(struct httpd_req *req, const json_t *attrs, void *ud);
+/* Enables "ui_edit" fault rules with fn (without it they are refused with 400). */
+void sim_set_ui_edit(struct sim *sim, sim_ui_edit_fn fn, void *ud);
 /* Called on the loop thread when SIGTERM/SIGINT arrives, before the server closes: the place to
  * close the simulator's own handles (timers, asyncs) so that the loop can end. */
 void sim_set_stop(struct sim *sim, void (*fn)(void *ud), void *ud);

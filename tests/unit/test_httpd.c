@@ -64,6 +64,7 @@ struct fx {
     int nparked;
     bool orphaned_at_answer;
     int intercepted; /* the status an intercepted handler answered with; -1 = none yet */
+    int done_calls, done_status, done_nobs; /* httpd_req_on_done: calls, status, nobs then */
 
     /* loop thread only */
     struct httpd_req *parked[MAX_PARKED];
@@ -277,6 +278,28 @@ static void h_icept(struct httpd_req *req, void *ud)
         h_echo(req, ud);
 }
 
+static void on_req_done(int status, void *ud)
+{
+    struct fx *fx = ud;
+    pthread_mutex_lock(&fx->mu);
+    fx->done_calls++;
+    fx->done_status = status;
+    fx->done_nobs = fx->nobs;
+    pthread_mutex_unlock(&fx->mu);
+}
+
+/* Echoes, or with ?to=0 drops, and asks to be told when done. */
+static void h_done(struct httpd_req *req, void *ud)
+{
+    char to[16] = "";
+    httpd_req_on_done(req, on_req_done, ud);
+    httpd_query_get(httpd_req_query(req), "to", to, sizeof to);
+    if (strcmp(to, "0") == 0)
+        httpd_drop(req);
+    else
+        h_echo(req, ud);
+}
+
 static void h_drop(struct httpd_req *req, void *ud)
 {
     count_handled(ud);
@@ -346,6 +369,7 @@ static void fx_start(struct fx *fx, const struct httpd_opts *opts)
     assert_int_equal(httpd_route(s, "GET", "/query", h_query, fx, 0), 0);
     assert_int_equal(httpd_route(s, "GET", "/icept", h_icept, fx, 0), 0);
     assert_int_equal(httpd_route(s, "GET", "/drop", h_drop, fx, 0), 0);
+    assert_int_equal(httpd_route(s, "GET", "/done", h_done, fx, 0), 0);
     assert_int_equal(httpd_fallback(s, "/fb/", h_fallback, fx), 0);
     httpd_set_observer(s, on_observe, fx);
     char err[256];
@@ -1343,6 +1367,35 @@ static void test_intercept_then_drop(void **state)
     cli_free(c);
 }
 
+/* The done callback comes once per request, after the answer was written and observed, with
+ * the status the client saw; for a drop with 0. */
+static void test_on_done_after_the_answer(void **state)
+{
+    struct fx *fx = *state;
+    fx_start_default(fx);
+    struct tcli *c = cli_connect(fx->port);
+    struct tresp r;
+    cli_send(c, GET("/done?id=1"));
+    assert_int_equal(cli_read(c, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 200);
+    bool ok;
+    TH_WAIT(ok, fx_nobs(fx) == 1, IO_TIMEOUT_MS);
+    assert_true(ok);
+    pthread_mutex_lock(&fx->mu);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(fx->done_status, 200);
+    assert_int_equal(fx->done_nobs, 1); /* the observer saw it first */
+    pthread_mutex_unlock(&fx->mu);
+    cli_send(c, GET("/done?id=2&to=0"));
+    TH_WAIT(ok, fx_nobs(fx) == 2, IO_TIMEOUT_MS);
+    assert_true(ok);
+    pthread_mutex_lock(&fx->mu);
+    assert_int_equal(fx->done_calls, 2);
+    assert_int_equal(fx->done_status, 0);
+    pthread_mutex_unlock(&fx->mu);
+    cli_free(c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1382,6 +1435,7 @@ int main(void)
         T(test_intercept_of_a_later_answer_keeps_pipelined_order),
         T(test_drop_closes_after_the_earlier_answers),
         T(test_intercept_then_drop),
+        T(test_on_done_after_the_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
