@@ -176,8 +176,10 @@ int cron_scan(const struct cron_deps *d, enum cron_scan_kind kind, int batch, lo
 {
     memset(res, 0, sizeof *res);
     res->leader = true;
-    if (use_leader && take_tick(d, kind, interval_ms, &res->leader, err, errlen) != 0)
+    if (use_leader && take_tick(d, kind, interval_ms, &res->leader, err, errlen) != 0) {
+        res->redis_down = true;
         return -1;
+    }
     if (!res->leader)
         return 0;
     int left = batch;
@@ -210,6 +212,7 @@ struct cron {
     struct cron_tick ticks[2];
     int handles;
     struct metric *selected, *tick_total;
+    bool redis_down; /* ticks are being skipped: said once */
 };
 
 static void on_work(uv_work_t *w)
@@ -254,7 +257,22 @@ static void after_work(uv_work_t *w, int status)
         metric_add(c->selected, t->res.selected[r], cron_reason_name((enum cron_reason)r));
         total += t->res.selected[r];
     }
-    metric_inc(c->tick_total, scan, t->rc != 0 ? "failed" : t->res.leader ? "ok" : "not_leader");
+    metric_inc(c->tick_total, scan,
+               t->res.redis_down ? "redis_down"
+               : t->rc != 0      ? "failed"
+               : t->res.leader   ? "ok"
+                                 : "not_leader");
+    if (t->res.redis_down) { /* no leader without Redis: skipped, said once per outage */
+        if (!c->redis_down)
+            log_warn("Redis unreachable: cron ticks are skipped until it answers (webhooks are "
+                     "not affected)",
+                     LOG_STR("error", t->err));
+        c->redis_down = true;
+        return;
+    }
+    if (c->redis_down)
+        log_info("Redis reachable again: cron ticks resume");
+    c->redis_down = false;
     if (t->rc != 0)
         log_error("cron scan failed; the next tick tries again", LOG_STR("scan", scan),
                   LOG_STR("error", t->err), LOG_INT("selected", total));
@@ -286,9 +304,10 @@ struct cron *cron_start(uv_loop_t *loop, const struct cron_deps *deps, long long
     for (int r = 0; r < CRON_REASONS; r++) /* samples from the start (SPEC §10) */
         metric_touch(c->selected, cron_reason_name((enum cron_reason)r));
     static const char *const scans[] = {"retry", "fallback"}, *const results[] = {"ok", "failed",
-                                                                                  "not_leader"};
+                                                                                  "not_leader",
+                                                                                  "redis_down"};
     for (size_t i = 0; i < 2; i++)
-        for (size_t j = 0; j < 3; j++)
+        for (size_t j = 0; j < 4; j++)
             metric_touch(c->tick_total, scans[i], results[j]);
     const long long interval[2] = {retry_ms, fallback_ms};
     for (int i = 0; i < 2; i++) {

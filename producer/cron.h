@@ -56,7 +56,8 @@ struct cron_deps {
 struct cron_result {
     int selected[CRON_REASONS];
     int skipped_locked;
-    bool leader; /* false: another replica has this tick */
+    bool leader;     /* false: another replica has this tick */
+    bool redis_down; /* the leader key could not be taken: Redis did not answer; tick skipped */
 };
 
 /* One scan: leader check (unless !use_leader), queries, lock checks, messages. batch caps the

@@ -39,6 +39,7 @@ struct producer {
     struct cron *cron;
     struct syncuser *syncuser;
     struct redis_client *cron_redis, *probe_redis;
+    struct metric *redis_up;
     struct espo *espo;
     struct apistat st;
     char instance[128];
@@ -81,7 +82,11 @@ static struct redis_client *redis_from_cfg(const struct cfg *cfg)
     return redis_client_new(&url, 2000, 5000);
 }
 
-/* ---- readiness: Kafka metadata and Redis PING, probed off the loop ----------------------- */
+/* ---- readiness: what the webhooks need (Kafka), probed off the loop ----------------------
+ *
+ * Redis is not part of it (issue 14): a webhook never touches Redis, so a Redis outage must not
+ * take the producer out of the Service. Only the cron needs Redis (its leader key); its ticks
+ * are skipped meanwhile, which vmh_redis_up and vmh_cron_ticks_total{result="redis_down"} show. */
 
 static void on_probe(uv_work_t *w)
 {
@@ -89,11 +94,9 @@ static void on_probe(uv_work_t *w)
     char err[128] = "";
     bool kafka = kprod_probe(p->kafka, 2000);
     bool redis = redis_ping(p->probe_redis, err, sizeof err) == 0;
-    p->ready = kafka && redis;
-    snprintf(p->not_ready, sizeof p->not_ready, "%s",
-             !kafka   ? "Kafka unreachable"
-             : !redis ? "Redis unreachable"
-                      : "");
+    metric_set(p->redis_up, redis ? 1 : 0);
+    p->ready = kafka;
+    snprintf(p->not_ready, sizeof p->not_ready, "%s", !kafka ? "Kafka unreachable" : "");
 }
 
 static void after_probe(uv_work_t *w, int status)
@@ -189,6 +192,8 @@ static int start(struct producer *p)
     snprintf(p->instance, sizeof p->instance, "%s:%d", host, (int)getpid());
     p->reg = metrics_new();
     metrics_build_info(p->reg);
+    p->redis_up =
+        metrics_gauge(p->reg, "vmh_redis_up", "1 while Redis answers (the cron needs it)", NULL);
     apistat_init(&p->st, p->reg);
     if (!(p->kafka = kprod_new(p->loop, cfg_str(cfg, "KAFKA_BROKERS"),
                                cfg_str(cfg, "KAFKA_TOPIC_PREFIX"), p->reg, err, sizeof err))) {

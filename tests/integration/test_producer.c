@@ -317,6 +317,33 @@ static void test_espocrm_down_cron_fails_http_unaffected(void **state)
     assert_true(ok);
 }
 
+/* Issue 14: webhooks do not need Redis, so a Redis outage leaves the producer ready (Kubernetes
+ * keeps it in the Service) and webhooks reach Kafka; only the cron, which needs its leader key,
+ * skips its ticks and says so in vmh_cron_ticks_total{result="redis_down"} and vmh_redis_up. */
+static void test_redis_down_stays_ready_cron_skips(void **state)
+{
+    (void)state;
+    int port = g.redis.port;
+    th_redis_stop(&g.redis);
+    bool ok;
+    TH_WAIT(ok, metric("vmh_redis_up", NULL) == 0, 15000);
+    assert_true(ok);
+    TH_WAIT(ok, metric("vmh_cron_ticks_total", "result=\"redis_down\"") >= 1, 15000);
+    assert_true(ok);
+    char url[96], id[64], body[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", g.ops_port);
+    assert_int_equal(th_http("GET", url, NULL, NULL, NULL), 200);
+    unique(id, sizeof id, "redis-down");
+    snprintf(body, sizeof body, "[{\"id\":\"%s\"}]", id);
+    TH_WAIT(ok, post("update", body, NULL, NULL) == 200, 30000);
+    assert_true(ok);
+    struct th_msg m[4];
+    assert_true(consume("vmh.beteiligte.update", id, m, 1, 15000) >= 1);
+    assert_int_equal(th_redis_start_port(&g.redis, port, NULL), 0);
+    TH_WAIT(ok, metric("vmh_redis_up", NULL) == 1, 15000);
+    assert_true(ok);
+}
+
 /* Random and malformed requests on raw sockets: every answer is an HTTP status line. */
 static void test_fuzz_requests(void **state)
 {
@@ -377,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_one_key_one_partition_across_topics),
         cmocka_unit_test(test_kafka_down_503_then_retry_succeeds),
         cmocka_unit_test(test_espocrm_down_cron_fails_http_unaffected),
+        cmocka_unit_test(test_redis_down_stays_ready_cron_skips),
         cmocka_unit_test(test_fuzz_requests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
