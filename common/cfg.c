@@ -1,7 +1,11 @@
 /* cfg.c: loads and validates environment variables described by a table (see cfg.h). */
 #include "cfg.h"
 
+#include "kafka.h"
 #include "util.h"
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -241,6 +245,21 @@ int cfg_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+/* http(s)://host[...], as libcurl parses it (the URL the clients will use). */
+static bool valid_url(const char *s)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host && *host &&
+              (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 static const char *type_hint(const struct cfg_def *d)
 {
     switch (d->type) {
@@ -258,6 +277,10 @@ static const char *type_hint(const struct cfg_def *d)
         return d->choices;
     case CFG_DURATIONS:
         return "a comma-separated list of durations (each a number, or with ms/s/m/h)";
+    case CFG_URL:
+        return "an http:// or https:// URL";
+    case CFG_BASE64:
+        return "base64 (standard alphabet, padded)";
     default:
         return "a non-empty string";
     }
@@ -299,6 +322,19 @@ static int convert(const struct cfg_def *d, struct cfg_value *v, char *err, size
         rc = cfg_parse_hostport(s, host, sizeof host, &port);
         break;
     }
+    case CFG_URL:
+        rc = valid_url(s) ? 0 : -1;
+        break;
+    case CFG_BASE64: {
+        size_t len = strlen(s);
+        unsigned char *buf = malloc(len / 4 * 3 + 3);
+        rc = buf && util_b64_decode(s, len, buf, len / 4 * 3 + 3) > 0 ? 0 : -1;
+        if (buf)
+            OPENSSL_cleanse(buf, len / 4 * 3 + 3);
+        free(buf);
+        break;
+    }
+
     case CFG_DOUBLE: {
         char *end;
         errno = 0;
@@ -331,6 +367,29 @@ static int convert(const struct cfg_def *d, struct cfg_value *v, char *err, size
     }
     v->num = n;
     return 0;
+}
+
+/* A KAFKA_CFG_* passthrough may tune librdkafka, never change what the design depends on. */
+struct design_check {
+    char *err;
+    size_t errlen;
+};
+
+static int design_setting(const char *name, const char *value, void *ud)
+{
+    struct design_check *dc = ud;
+    const char *fixed = kafka_fixed_setting(name);
+    if (!fixed || strcasecmp(value, fixed) == 0)
+        return 0;
+    char var[300];
+    size_t n = (size_t)snprintf(var, sizeof var, "KAFKA_CFG_");
+    for (const char *p = name; *p && n + 1 < sizeof var; p++)
+        var[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    var[n] = '\0';
+    util_err(dc->err, dc->errlen,
+             "%s: %s is fixed to %s by the design (SPEC §1.1, §2); remove the variable", var, name,
+             fixed);
+    return -1;
 }
 
 int cfg_load(struct cfg **out, const struct cfg_def *defs, unsigned users, char *err, size_t errlen)
@@ -367,6 +426,9 @@ int cfg_load(struct cfg **out, const struct cfg_def *defs, unsigned users, char 
         if (convert(d, v, err, errlen) != 0)
             goto fail;
     }
+    struct design_check dc = {err, errlen};
+    if (cfg_foreach_kafka(design_setting, &dc, err, errlen) != 0)
+        goto fail;
     *out = cfg;
     return 0;
 fail:

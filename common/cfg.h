@@ -30,6 +30,8 @@ enum cfg_type {
     CFG_ENUM,      /* one of `choices` ("json|text"), case-insensitive */
     CFG_DURATIONS, /* a comma-separated list of 1..CFG_DURATIONS_MAX durations ("1m,5m,15m"),
                       each as CFG_DURATION, each in [min, max] ms */
+    CFG_URL,       /* an http:// or https:// URL with a host (parsed by libcurl) */
+    CFG_BASE64,    /* strict base64 (standard alphabet, padded) of at least one byte */
 };
 
 #define CFG_DURATIONS_MAX 16
@@ -53,7 +55,9 @@ struct cfg;
 
 /* Loads every row of `defs` whose users intersect `users`, from the process environment.
  * On success returns 0 and *out (free with cfg_free). On the first missing or invalid value
- * returns -1, *out = NULL, and err holds one line naming the variable. */
+ * returns -1, *out = NULL, and err holds one line naming the variable. A KAFKA_CFG_* variable
+ * that would change a setting the design fixes (SPEC §1.1, §2: kafka_fixed_setting) is such an
+ * invalid value too. */
 int cfg_load(struct cfg **out, const struct cfg_def *defs, unsigned users, char *err,
              size_t errlen);
 void cfg_free(struct cfg *cfg);

@@ -29,18 +29,18 @@ const struct cfg_def cfg_vars[] = {
         "redis://[:password@]host:port[/db] (locks, token cache, rate limit, cron leader)",
         REQUIRED, SECRET),
     /* EspoCRM */
-    VAR("ESPOCRM_URL", CFG_STR, NULL, P | W | C, "EspoCRM base URL, e.g. https://crm.example.com",
+    VAR("ESPOCRM_URL", CFG_URL, NULL, P | W | C, "EspoCRM base URL, e.g. https://crm.example.com",
         REQUIRED),
     VAR("ESPOCRM_API_KEY", CFG_STR, NULL, P | W | C, "API key of the sync user (X-Api-Key)",
         REQUIRED, SECRET),
     VAR("ESPOCRM_NOTIFY_USER_ID", CFG_STR, NULL, W,
         "user notified when an entity has no assigned user"),
     /* Advoware */
-    VAR("ADVOWARE_URL", CFG_STR, NULL, W | C, "Advoware API base URL", REQUIRED),
-    VAR("ADVOWARE_TOKEN_URL", CFG_STR, NULL, W | C,
+    VAR("ADVOWARE_URL", CFG_URL, NULL, W | C, "Advoware API base URL", REQUIRED),
+    VAR("ADVOWARE_TOKEN_URL", CFG_URL, NULL, W | C,
         "token endpoint base URL (default: ADVOWARE_URL)"),
     VAR("ADVOWARE_APP_ID", CFG_STR, NULL, W | C, "Advoware AppID", REQUIRED),
-    VAR("ADVOWARE_API_KEY", CFG_STR, NULL, W | C,
+    VAR("ADVOWARE_API_KEY", CFG_BASE64, NULL, W | C,
         "Advoware API key (base64; HMAC-SHA512 key of the token request)", REQUIRED, SECRET),
     VAR("ADVOWARE_KANZLEI", CFG_STR, NULL, W | C, "Advoware Kanzlei", REQUIRED),
     VAR("ADVOWARE_DATABASE", CFG_STR, NULL, W | C, "Advoware database", REQUIRED),
@@ -59,7 +59,7 @@ const struct cfg_def cfg_vars[] = {
         RANGE(100, 600000)),
     /* Webhook ingress (producer) */
     VAR("WEBHOOK_LISTEN", CFG_HOSTPORT, "0.0.0.0:8080", P, "address of the webhook HTTP server"),
-    VAR("WEBHOOK_PUBLIC_URL", CFG_STR, NULL, C,
+    VAR("WEBHOOK_PUBLIC_URL", CFG_URL, NULL, C,
         "vmh-producer's base URL as EspoCRM reaches it (https://sync.example.com): vmhctl webhooks "
         "register points the webhooks at <it>/webhook/beteiligte/<event>, vmhctl doctor checks "
         "them"),

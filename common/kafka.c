@@ -13,8 +13,11 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* One fixed setting of SPEC §2. */
 struct kafka_setting {
@@ -46,6 +49,33 @@ static const struct kafka_setting consumer_settings[] = {
 };
 
 #define KAFKA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *kafka_fixed_setting(const char *name)
+{
+    /* what ordering and offsets depend on (SPEC §1.1, §2); the rest of both lists are tunables
+     * an operator may change through KAFKA_CFG_* */
+    static const char *const design[] = {"enable.idempotence",
+                                         "acks",
+                                         "partitioner",
+                                         "partition.assignment.strategy",
+                                         "enable.auto.offset.store",
+                                         "enable.auto.commit"};
+    for (size_t d = 0; d < KAFKA_ARRAY_LEN(design); d++) {
+        if (strcmp(name, design[d]) != 0)
+            continue;
+        for (size_t i = 0; i < KAFKA_ARRAY_LEN(producer_settings); i++)
+            if (strcmp(name, producer_settings[i].name) == 0)
+                return producer_settings[i].value;
+        for (size_t i = 0; i < KAFKA_ARRAY_LEN(consumer_settings); i++)
+            if (strcmp(name, consumer_settings[i].name) == 0)
+                return consumer_settings[i].value;
+    }
+    if (strcmp(name, "bootstrap.servers") == 0)
+        return "(KAFKA_BROKERS)";
+    if (strcmp(name, "group.id") == 0)
+        return "(KAFKA_GROUP_ID)";
+    return NULL;
+}
 
 /* ---- topics ---------------------------------------------------------------------------- */
 
@@ -248,6 +278,47 @@ err_conf:
 }
 
 /* ---- topics on the cluster ---------------------------------------------------------------- */
+
+int kafka_topics_equal(const int counts[KAFKA_TOPIC_COUNT], const char *prefix, char *err,
+                       size_t errlen)
+{
+    char list[512] = "";
+    size_t len = 0;
+    bool equal = true;
+    for (int k = 0; k < KAFKA_TOPIC_COUNT; k++) {
+        char name[256];
+        kafka_topic_name(prefix, (enum kafka_topic_kind)k, name, sizeof name);
+        equal &= counts[k] > 0 && counts[k] == counts[0];
+        int n = counts[k] > 0 ? snprintf(list + len, sizeof list - len, "%s%s %d", len ? ", " : "",
+                                         name, counts[k])
+                              : snprintf(list + len, sizeof list - len, "%s%s missing",
+                                         len ? ", " : "", name);
+        if (n > 0 && (size_t)n < sizeof list - len)
+            len += (size_t)n;
+    }
+    if (equal)
+        return 0;
+    util_err(err, errlen,
+             "the five topics must exist with one partition count (SPEC §1.1): %s; create them "
+             "(deploy/k8s topics Job, docker-compose kafka-topics)",
+             list);
+    return -1;
+}
+
+int kafka_topics_check_or_exit(rd_kafka_t *rk, const char *prog, const char *prefix, int timeout_ms)
+{
+    int counts[KAFKA_TOPIC_COUNT];
+    char err[700];
+    if (kafka_topic_partitions(rk, prefix, counts, timeout_ms, err, sizeof err) != 0)
+        return 0;
+    if (kafka_topics_equal(counts, prefix, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        fflush(stderr);
+        _exit(2); /* a configuration error at start: nothing to drain or hand back */
+    }
+    log_info("Kafka topics checked", LOG_INT("partitions", counts[0]));
+    return 1;
+}
 
 int kafka_topic_partitions(rd_kafka_t *rk, const char *prefix, int counts[KAFKA_TOPIC_COUNT],
                            int timeout_ms, char *err, size_t errlen)

@@ -52,6 +52,22 @@ rd_kafka_conf_t *kafka_producer_conf_new(const char *brokers, const char *client
 rd_kafka_conf_t *kafka_consumer_conf_new(const char *brokers, const char *group_id,
                                          const char *client_id, char *err, size_t errlen);
 
+/* The value the design fixes for librdkafka property name (SPEC §1.1, §2: idempotence, acks,
+ * the partitioner, the range assignor, offsets stored only when done, auto commit; the brokers
+ * and group come from their own variables), or NULL when a KAFKA_CFG_* may set it. */
+const char *kafka_fixed_setting(const char *name);
+
+/* Whether the topics of prefix exist with one partition count (SPEC §1.1: an entity keeps its
+ * partition number in every topic). counts as kafka_topic_partitions gives them. 0, or -1 with
+ * err naming the topics and their counts. Pure. */
+int kafka_topics_equal(const int counts[KAFKA_TOPIC_COUNT], const char *prefix, char *err,
+                       size_t errlen);
+/* The start-up check of the five topics: asks rk (waiting at most timeout_ms) and exits the
+ * process with 2, one line on stderr naming the topics, when they are missing or unequal. 1
+ * when they are right, 0 when no broker answered (Kafka may come later: check again). */
+int kafka_topics_check_or_exit(rd_kafka_t *rk, const char *prog, const char *prefix,
+                               int timeout_ms);
+
 /* The partition count of each of the five topics of prefix (SPEC §1.1: all equal), from one
  * metadata request of rk within timeout_ms: counts[kind] = partitions, 0 when the topic does not
  * exist. 0, or -1 with err when no broker answered. */

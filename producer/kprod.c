@@ -161,6 +161,11 @@ int kprod_produce(struct kprod *p, enum kafka_topic_kind topic, const char *key,
     return 0;
 }
 
+int kprod_check_topics(struct kprod *p, int timeout_ms)
+{
+    return kafka_topics_check_or_exit(p->rk, "vmh-producer", p->prefix, timeout_ms);
+}
+
 bool kprod_probe(struct kprod *p, int timeout_ms)
 {
     const struct rd_kafka_metadata *md = NULL;

@@ -32,6 +32,9 @@ int kprod_produce(struct kprod *p, enum kafka_topic_kind topic, const char *key,
 /* True when a broker answered a metadata request within timeout_ms (blocking; not on the loop
  * thread). */
 bool kprod_probe(struct kprod *p, int timeout_ms);
+/* The start-up check of the five topics (kafka_topics_check_or_exit): exits 2 when unequal; 1
+ * checked, 0 not yet (no broker answered). */
+int kprod_check_topics(struct kprod *p, int timeout_ms);
 
 /* Flushes up to flush_ms (delivery callbacks run), then closes the loop handles. The kprod is
  * freed once they are closed: run the loop to its end afterwards. */

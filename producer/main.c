@@ -20,6 +20,8 @@
 #include "wauth.h"
 #include "webhook.h"
 
+#define TOPIC_CHECK_MS 2000 /* the start-up check of the five topics (SPEC §1.1) */
+
 static const char SUMMARY[] =
     "vmh-producer: receives EspoCRM webhooks and runs the cron scans, producing Kafka messages\n"
     "on <KAFKA_TOPIC_PREFIX>.create|update|delete|sync_check keyed by entity id.\n"
@@ -47,6 +49,7 @@ struct producer {
     uv_timer_t probe_timer, drain_timer;
     uv_work_t probe_work;
     bool probing, ready, stopping;
+    bool topics_checked; /* the five topics were found with one partition count */
     char not_ready[160];
     long long drain_deadline;
 };
@@ -93,6 +96,8 @@ static void on_probe(uv_work_t *w)
     struct producer *p = w->data;
     char err[128] = "";
     bool kafka = kprod_probe(p->kafka, 2000);
+    if (kafka && !p->topics_checked) /* exits 2 when they are missing or unequal */
+        p->topics_checked = kprod_check_topics(p->kafka, TOPIC_CHECK_MS) == 1;
     bool redis = redis_ping(p->probe_redis, err, sizeof err) == 0;
     metric_set(p->redis_up, redis ? 1 : 0);
     p->ready = kafka;

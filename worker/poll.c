@@ -5,6 +5,8 @@
  * a sync. */
 #include "runtime_int.h"
 
+#include "kafka.h"
+
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -109,10 +111,24 @@ static void probe_redis(struct wk_runtime *rt)
 
 #define BATCH 64
 
+/* The start-up check of the five topics (SPEC §1.1): once a broker answers, the process exits
+ * 2 naming them if they are missing or unequal; until then asked every 5 s, briefly. */
+static void check_topics(struct wk_runtime *rt)
+{
+    long long now = util_monotonic_ms();
+    if (rt->topics_checked || now < rt->topics_next_ms)
+        return;
+    rt->topics_checked =
+        kafka_topics_check_or_exit(rt->rk, "vmh-worker", cfg_str(rt->cfg, "KAFKA_TOPIC_PREFIX"),
+                                   500) == 1;
+    rt->topics_next_ms = now + 5000;
+}
+
 void poll__loop(struct wk_runtime *rt)
 {
     rd_kafka_message_t *batch[BATCH];
     while (!atomic_load(&rt->stop) && !atomic_load(&rt->fatal)) {
+        check_topics(rt);
         atomic_store(&rt->loop_beat, util_monotonic_ms());
         ssize_t n = 0;
         if (!rt->paused) { /* messages, waiting a little when there are none */

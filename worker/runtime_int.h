@@ -82,6 +82,8 @@ struct wk_runtime {
     atomic_uint redis_outages; /* counts each time Redis is found unreachable */
     atomic_int signal;
     atomic_llong loop_beat;      /* monotonic ms of the poll loop's latest round */
+    bool topics_checked;         /* the five topics exist with one partition count */
+    long long topics_next_ms;    /* when the poll loop asks again (no broker answered yet) */
     bool paused, backpressure;   /* poll thread only */
     long long shutdown_deadline; /* 0 until shutdown begins */
     long long leave_deadline;    /* 0 until the drain is over: commit and leave by then */

@@ -119,6 +119,13 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
         .timeout_ms = conf->timeout_ms,
         .max_rps = cfg_double(cfg, "ADVOWARE_MAX_RPS"),
     };
+    if (!st_zone_known(cfg_str(cfg, "ADVOWARE_TZ"))) { /* glibc would read it as UTC, silently */
+        fprintf(stderr,
+                "vmh-worker: ADVOWARE_TZ: \"%s\" is no time zone of this system's "
+                "database (e.g. Europe/Berlin)\n",
+                cfg_str(cfg, "ADVOWARE_TZ"));
+        exit(2);
+    }
     st_set_zone(cfg_str(cfg, "ADVOWARE_TZ"));
     long long backoff[STATUS_BACKOFF_MAX];
     status_set_backoff(backoff,

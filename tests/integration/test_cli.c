@@ -73,6 +73,17 @@ static void test_bad_configuration_exits_2(void **state)
         {"vmh-worker", "ESPOCRM_API_KEY_FILE=/nonexistent/key", "ESPOCRM_API_KEY"},
         {"vmh-worker", "PHONE_DEFAULT_COUNTRY=XX", "PHONE_DEFAULT_COUNTRY"},
         {"vmh-worker", "SYNC_RETRY_BACKOFF=1m,soon", "SYNC_RETRY_BACKOFF"},
+        /* issue 14: what used to start without complaint */
+        {"vmh-worker", "ADVOWARE_TZ=Mars/Phobos", "ADVOWARE_TZ"},
+        {"vmh-worker", "ADVOWARE_API_KEY=not base64!", "ADVOWARE_API_KEY"},
+        {"vmh-worker", "ESPOCRM_URL=not-a-url", "ESPOCRM_URL"},
+        {"vmh-worker", "ADVOWARE_URL=ftp://advoware.example.com", "ADVOWARE_URL"},
+        {"vmh-worker", "KAFKA_CFG_PARTITION_ASSIGNMENT_STRATEGY=roundrobin",
+         "KAFKA_CFG_PARTITION_ASSIGNMENT_STRATEGY"},
+        {"vmh-worker", "KAFKA_CFG_ENABLE_AUTO_OFFSET_STORE=true",
+         "KAFKA_CFG_ENABLE_AUTO_OFFSET_STORE"},
+        {"vmh-producer", "KAFKA_CFG_PARTITIONER=random", "KAFKA_CFG_PARTITIONER"},
+        {"vmh-producer", "ESPOCRM_URL=crm.example.com", "ESPOCRM_URL"},
         {"vmh-producer", "REDIS_URL", "REDIS_URL"},
         {"vmh-producer", "WEBHOOK_LISTEN=nowhere", "WEBHOOK_LISTEN"},
         {"vmh-producer", "WEBHOOK_ALLOW_UNSIGNED", "WEBHOOK_SECRETS"},
@@ -124,12 +135,42 @@ static void test_serves_ops_and_stops_on_sigterm(void **state)
     }
 }
 
+/* SPEC §1.1, issue 14: both programs refuse to run on topics that are missing or have unequal
+ * partition counts (an entity would change partitions between topics), naming them. */
+static void test_missing_topics_exit_2(void **state)
+{
+    (void)state;
+    struct th_kafka k;
+    assert_int_equal(th_kafka_start(&k, 2), 0);
+    char brokers[600];
+    snprintf(brokers, sizeof brokers, "KAFKA_BROKERS=%s", k.bootstrap);
+    for (size_t b = 0; b < sizeof binaries / sizeof binaries[0]; b++) {
+        char bin[512], out[16384], listen[64];
+        snprintf(listen, sizeof listen, "METRICS_LISTEN=127.0.0.1:%d", th_free_port());
+        const char *argv[] = {th_bin(binaries[b].name, bin, sizeof bin), NULL};
+        const char *env[] = {BASE_ENV,
+                             brokers,
+                             listen,
+                             "KAFKA_TOPIC_PREFIX=vmh.nirgends",
+                             "WEBHOOK_LISTEN=127.0.0.1:0",
+                             NULL};
+        int code = th_run(argv, env, out, sizeof out, 30000);
+        /* (kafka-mock creates a topic a consumer subscribes to: the worker finds the four it
+         * subscribes to, and the DLQ missing) */
+        if (code != 2 || !strstr(out, "must exist with one partition count") ||
+            !strstr(out, "vmh.nirgends.dlq missing"))
+            fail_msg("%s: exit %d, output: %s", binaries[b].name, code, out);
+    }
+    th_kafka_stop(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_unknown_argument_exits_2),
         cmocka_unit_test(test_bad_configuration_exits_2),
+        cmocka_unit_test(test_missing_topics_exit_2),
         cmocka_unit_test(test_serves_ops_and_stops_on_sigterm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,13 +31,15 @@ static const struct cfg_def defs[] = {
     VAR("T_FMT", CFG_ENUM, "json", "a choice", .choices = "json|text"),
     VAR("T_KEY", CFG_STR, NULL, "a secret", .secret = true),
     VAR("T_BACKOFF", CFG_DURATIONS, "1m,5m", "durations", .min = 1000, .max = 86400000),
+    VAR("T_URL", CFG_URL, NULL, "a URL"),
+    VAR("T_B64", CFG_BASE64, NULL, "base64"),
     {.name = "T_OTHER", .type = CFG_STR, .required = true, .users = CFG_PRODUCER, .help = "x"},
     {.name = NULL},
 };
 
-static const char *const all_vars[] = {"T_STR",     "T_OPT",     "T_INT",    "T_BOOL",
-                                       "T_WAIT_MS", "T_EVERY_S", "T_LISTEN", "T_RATE",
-                                       "T_FMT",     "T_KEY",     "T_OTHER",  "T_BACKOFF"};
+static const char *const all_vars[] = {"T_STR",     "T_OPT",     "T_INT",  "T_BOOL", "T_WAIT_MS",
+                                       "T_EVERY_S", "T_LISTEN",  "T_RATE", "T_FMT",  "T_KEY",
+                                       "T_OTHER",   "T_BACKOFF", "T_URL",  "T_B64"};
 
 static int clear_env(void **state)
 {
@@ -48,6 +50,10 @@ static int clear_env(void **state)
         snprintf(name, sizeof name, "%s_FILE", all_vars[i]);
         unsetenv(name);
     }
+    static const char *const kafka[] = {"KAFKA_CFG_PARTITIONER", "KAFKA_CFG_ENABLE_AUTO_COMMIT",
+                                        "KAFKA_CFG_BOOTSTRAP_SERVERS", "KAFKA_CFG_ACKS"};
+    for (size_t i = 0; i < sizeof kafka / sizeof kafka[0]; i++)
+        unsetenv(kafka[i]);
     setenv("T_STR", "hello", 1);
     return 0;
 }
@@ -164,6 +170,16 @@ static void test_invalid_values(void **state)
         {"T_BACKOFF", "500ms"},
         {"T_BACKOFF", "1m,2d"},
         {"T_BACKOFF", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"},
+        {"T_URL", "not-a-url"},
+        {"T_URL", "crm.example.com"},
+        {"T_URL", "ftp://crm.example.com"},
+        {"T_URL", "http://"},
+        {"T_B64", "not base64!"},
+        {"T_B64", "abc"},
+        {"T_B64", "===="},
+        {"KAFKA_CFG_PARTITIONER", "random"},
+        {"KAFKA_CFG_ENABLE_AUTO_COMMIT", "false"},
+        {"KAFKA_CFG_BOOTSTRAP_SERVERS", "elsewhere:9092"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         clear_env(NULL);
@@ -193,6 +209,9 @@ static void test_valid_values(void **state)
     assert_int_equal(cfg_durations_ms(cfg, "T_BACKOFF", list, CFG_DURATIONS_MAX), 2); /* default */
     cfg_free(cfg);
     setenv("T_BACKOFF", " 2 , 3s,1h ", 1);
+    setenv("T_URL", "https://crm.example.com:8443/base", 1);
+    setenv("T_B64", "ZGV2LWFkdm93YXJlLWtleQ==", 1);
+    setenv("KAFKA_CFG_ACKS", "ALL", 1); /* the design's own value is no change */
     cfg = load_ok();
     assert_int_equal(cfg_durations_ms(cfg, "T_BACKOFF", list, CFG_DURATIONS_MAX), 3);
     assert_int_equal(list[0], 2000);
