@@ -419,31 +419,46 @@ static int put_entry(struct planner *p, enum komm_var var, size_t i, const char 
     return p->oom ? -1 : (int)(a - p->plan->a);
 }
 
-/* PUT entry i with EspoCRM's value (Var1 into a slot, Var5, the Var6 revert). */
-static void put_espo_value(struct planner *p, enum komm_var var, size_t i, const char *value,
-                           enum komm_class cls, int kz, int online)
+/* PUT entry i with EspoCRM's value (Var1 into a slot, Var5, the Var6 revert). The action's index,
+ * -1 when out of memory. */
+static int put_espo_value(struct planner *p, enum komm_var var, size_t i, const char *value,
+                          enum komm_class cls, int kz, int online)
 {
     char *v = advo_value(value, cls);
     if (!v) {
         p->oom = true;
-        return;
+        return -1;
     }
-    put_entry(p, var, i, v, kz, online, true);
+    int k = put_entry(p, var, i, v, kz, online, true);
     free(v);
+    return k;
 }
 
-static void espo_action(struct planner *p, enum komm_op op, enum komm_var var, size_t j,
-                        const char *value, enum komm_class cls, const char *type, int after)
+/* An EspoCRM action on item j (KOP_ESPO_ADD: j unused). NULL when out of memory. */
+static struct komm_action *espo_action(struct planner *p, enum komm_op op, enum komm_var var,
+                                       size_t j, const char *value, enum komm_class cls,
+                                       const char *type, int after)
 {
     struct komm_action *a = push(p, op, var);
     if (!a)
-        return;
+        return NULL;
     a->espo = j;
     a->cls = cls;
     a->type = type;
     a->after = after;
     if (value && !(a->value = strdup(value)))
         p->oom = true;
+    return a;
+}
+
+/* Var4: entry i's value is added to EspoCRM once its marker write k (-1: none needed) went
+ * through. */
+static void espo_add(struct planner *p, size_t i, enum komm_class cls, int k)
+{
+    struct komm_action *a = espo_action(p, KOP_ESPO_ADD, KVAR_4, 0, p->a[i].espo, cls,
+                                        cls == KOMM_PHONE ? espo_type(p, p->a[i].kz) : NULL, k);
+    if (a)
+        a->advo = i;
 }
 
 /* Reports that entry i is not taken over into EspoCRM, once per text. */
@@ -484,12 +499,16 @@ static void pair(struct planner *p, size_t i, size_t j)
     p->espo_pair[j] = (int)i;
 }
 
-/* Once the plan succeeded, entry i and EspoCRM hold value (EspoCRM's form) as kommKz kz. */
-static void agree(struct planner *p, size_t i, const char *value, int kz)
+/* Once the plan succeeded, entry i and EspoCRM hold value (EspoCRM's form) as kommKz kz.
+ * holds: EspoCRM holds it already (only Advoware's side is written), so it is both systems'
+ * value as soon as the entry's Advoware action landed, before the final PUT (merge.h,
+ * the write-ahead baseline). */
+static void agree(struct planner *p, size_t i, const char *value, int kz, bool holds)
 {
     free(p->plan->agreed[i]);
     p->plan->agreed[i] = value ? strdup(value) : NULL;
     p->plan->agreed_kz[i] = kz;
+    p->plan->holds[i] = holds;
     if (value && !p->plan->agreed[i])
         p->oom = true;
 }
@@ -533,6 +552,8 @@ static void type_change(struct planner *p, size_t i, const struct komm_espo *e)
     if (fits(p, x->kz, e->cls, e->type))
         return;
     struct komm_action *a = push(p, KOP_NOTIFY, KVAR_N);
+    if (a)
+        a->advo = i;
     char text[512];
     snprintf(text, sizeof text,
              "Typ-Änderung nicht möglich, bitte manuell in Advoware ändern: %.200s "
@@ -558,20 +579,20 @@ static void step_marker_pairs(struct planner *p)
         pair(p, i, (size_t)j);
         const struct komm_espo *e = &in->espo[j];
         if (x->has_tlf && strcmp(x->tlf_key, x->mark_key) == 0) { /* in sync */
-            agree(p, i, e->value, x->kz);
+            agree(p, i, e->value, x->kz, true);
             type_change(p, i, e);
         } else if (x->has_tlf && !x->espo) { /* the user's new value stays, EspoCRM keeps v */
-            agree(p, i, e->value, x->kz);
+            agree(p, i, e->value, x->kz, false);
             if (!x->web)
                 skip_invalid(p, i);
         } else if (in->dir == KOMM_TO_ADVOWARE) { /* Var6 reverted: EspoCRM wins */
-            agree(p, i, e->value, x->kz);
+            agree(p, i, e->value, x->kz, true);
             put_espo_value(p, KVAR_6, i, e->value, cls, x->kz, -1);
         } else if (!x->has_tlf) { /* emptied in Advoware: a deletion, the entry becomes a slot */
             int k = put_entry(p, KVAR_3, i, "", x->kz, 0, false);
             espo_action(p, KOP_ESPO_REMOVE, KVAR_3, (size_t)j, NULL, e->cls, NULL, k);
         } else { /* Var6: changed in Advoware */
-            agree(p, i, x->espo, x->kz);
+            agree(p, i, x->espo, x->kz, false);
             int k = put_entry(p, KVAR_6, i, in->advo[i].tlf, x->kz, -1, false);
             espo_action(p, KOP_ESPO_SET, KVAR_6, (size_t)j, x->espo, e->cls, NULL, k);
         }
@@ -594,7 +615,7 @@ static void step_value_pairs(struct planner *p)
         const struct komm_espo *e = &in->espo[j];
         if (!x->kz_known) /* GET said 0: EspoCRM's type is the better guess */
             x->kz = komm_kz_for(e->cls, e->type);
-        agree(p, i, e->value, x->kz);
+        agree(p, i, e->value, x->kz, true);
         put_entry(p, KVAR_MATCH, i, in->advo[i].tlf, x->kz, -1, false);
     }
 }
@@ -621,7 +642,7 @@ static void step_orphans(struct planner *p)
         }
         if (found >= 0) {
             pair(p, i, (size_t)found);
-            agree(p, i, in->espo[found].value, x->kz);
+            agree(p, i, in->espo[found].value, x->kz, true);
             put_espo_value(p, KVAR_5, i, in->espo[found].value, in->espo[found].cls, x->kz, 1);
         } else {
             put_entry(p, KVAR_2, i, "", x->kz, 0, false);
@@ -683,10 +704,9 @@ static void step_new_in_advoware(struct planner *p)
         }
         phones += cls == KOMM_PHONE;
         x->added = true;
-        agree(p, i, x->espo, x->kz);
+        agree(p, i, x->espo, x->kz, false);
         int k = put_entry(p, KVAR_4, i, in->advo[i].tlf, x->kz, -1, false);
-        espo_action(p, KOP_ESPO_ADD, KVAR_4, 0, x->espo, cls,
-                    cls == KOMM_PHONE ? espo_type(p, x->kz) : NULL, k);
+        espo_add(p, i, cls, k);
     }
 }
 
@@ -703,13 +723,16 @@ static void var1(struct planner *p, size_t j)
     }
     if (slot >= 0) {
         p->a[slot].slot_used = true;
-        agree(p, (size_t)slot, e->value, kz);
-        put_espo_value(p, KVAR_1, (size_t)slot, e->value, e->cls, kz, 1);
+        agree(p, (size_t)slot, e->value, kz, true);
+        int k = put_espo_value(p, KVAR_1, (size_t)slot, e->value, e->cls, kz, 1);
+        if (k >= 0)
+            p->plan->a[k].espo = j;
         return;
     }
     struct komm_action *a = push(p, KOP_ADVO_POST, KVAR_1);
     if (!a)
         return;
+    a->espo = j;
     a->kz = kz;
     a->cls = e->cls;
     a->online = 1;
@@ -800,6 +823,8 @@ static void conflict(struct planner *p, size_t i)
              entry_class(&p->a[i]) == KOMM_PHONE ? "Telefon" : "E-Mail", v);
     free(v);
     struct komm_action *a = push(p, KOP_CONFLICT, KVAR_N);
+    if (a)
+        a->advo = i;
     if (a && !(a->value = strdup(text)))
         p->oom = true;
 }
@@ -822,7 +847,7 @@ static void base_equal(struct planner *p)
             pair(p, i, (size_t)j);
             if (!x->kz_known) /* GET said 0: EspoCRM's type is the better guess */
                 x->kz = komm_kz_for(e->cls, e->type);
-            agree(p, i, e->value, x->kz);
+            agree(p, i, e->value, x->kz, true);
             if (x->base >= 0 || x->m.kind == MARKER_VALUE)
                 type_change(p, i, e);
             mark(p, KVAR_MATCH, i, x->kz);
@@ -848,13 +873,13 @@ static void base_advo_changed(struct planner *p)
             int k = mark(p, KVAR_3, i, x->kz);
             espo_action(p, KOP_ESPO_REMOVE, KVAR_3, (size_t)j, NULL, e->cls, NULL, k);
         } else if (!x->espo) { /* a value EspoCRM cannot take: EspoCRM keeps the old one */
-            agree(p, i, e->value, x->kz);
+            agree(p, i, e->value, x->kz, false);
             if (!x->web)
                 skip_invalid(p, i);
         } else if (espo_has(p, x->tlf_key, cls)) { /* now a value EspoCRM has elsewhere */
             espo_action(p, KOP_ESPO_REMOVE, KVAR_3, (size_t)j, NULL, e->cls, NULL, -1);
         } else { /* Var6 */
-            agree(p, i, x->espo, x->kz);
+            agree(p, i, x->espo, x->kz, false);
             int k = mark(p, KVAR_6, i, x->kz);
             espo_action(p, KOP_ESPO_SET, KVAR_6, (size_t)j, x->espo, e->cls, NULL, k);
         }
@@ -885,7 +910,7 @@ static void base_espo_changed(struct planner *p)
         if (found >= 0) { /* Var5 */
             const struct komm_espo *e = &in->espo[found];
             pair(p, i, (size_t)found);
-            agree(p, i, e->value, x->kz);
+            agree(p, i, e->value, x->kz, true);
             put_espo_value(p, KVAR_5, i, e->value, e->cls, x->kz, 1);
         } else if (!marker_right(p, i, x->kz) || x->has_tlf) { /* Var2 */
             put_entry(p, KVAR_2, i, "", x->kz, 0, false);
@@ -947,10 +972,9 @@ static void base_new_in_advoware(struct planner *p)
         }
         phones += cls == KOMM_PHONE;
         x->added = true;
-        agree(p, i, x->espo, x->kz);
+        agree(p, i, x->espo, x->kz, false);
         int k = mark(p, KVAR_4, i, x->kz);
-        espo_action(p, KOP_ESPO_ADD, KVAR_4, 0, x->espo, cls,
-                    cls == KOMM_PHONE ? espo_type(p, x->kz) : NULL, k);
+        espo_add(p, i, cls, k);
     }
 }
 
@@ -1033,8 +1057,11 @@ int komm_plan_make(const struct komm_in *in, struct komm_plan *plan)
     };
     plan->agreed = calloc(na, sizeof *plan->agreed);
     plan->agreed_kz = calloc(na, sizeof *plan->agreed_kz);
+    plan->holds = calloc(na, sizeof *plan->holds);
+    plan->paired = malloc(na * sizeof *plan->paired);
     plan->nagreed = in->nadvo;
-    p.oom = !p.a || !p.espo_key || !p.espo_pair || !p.base_key || !plan->agreed || !plan->agreed_kz;
+    p.oom = !p.a || !p.espo_key || !p.espo_pair || !p.base_key || !plan->agreed ||
+            !plan->agreed_kz || !plan->paired || !plan->holds;
     for (size_t b = 0; !p.oom && in->has_base && b < in->nbase; b++) {
         /* a value the baseline cannot compare is no baseline of its entry */
         if (in->base[b].value && *in->base[b].value &&
@@ -1056,6 +1083,8 @@ int komm_plan_make(const struct komm_in *in, struct komm_plan *plan)
         step_new_in_advoware(&p);
         step_new_in_espocrm(&p);
     }
+    for (size_t i = 0; p.a && plan->paired && i < in->nadvo; i++)
+        plan->paired[i] = p.a[i].pair >= 0 && (size_t)p.a[i].pair < in->nespo ? p.a[i].pair : -1;
     for (size_t i = 0; p.a && i < in->nadvo; i++) {
         marker_free(&p.a[i].m);
         free(p.a[i].tlf_key);
@@ -1088,6 +1117,8 @@ void komm_plan_free(struct komm_plan *plan)
         free(plan->agreed[i]);
     free(plan->agreed);
     free(plan->agreed_kz);
+    free(plan->holds);
+    free(plan->paired);
     free(plan->a);
     memset(plan, 0, sizeof *plan);
 }

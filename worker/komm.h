@@ -133,8 +133,10 @@ enum komm_op {
 struct komm_action {
     enum komm_op op;
     enum komm_var var;
-    size_t advo;     /* KOP_ADVO_PUT: index into komm_in.advo */
-    size_t espo;     /* KOP_ESPO_SET, KOP_ESPO_REMOVE: index into komm_in.espo */
+    size_t advo;     /* KOP_ADVO_PUT: index into komm_in.advo; KOP_ESPO_ADD, KOP_SKIP,
+                        KOP_NOTIFY, KOP_CONFLICT: the entry it is about */
+    size_t espo;     /* KOP_ESPO_SET, KOP_ESPO_REMOVE: index into komm_in.espo; Var1's
+                        KOP_ADVO_POST and KOP_ADVO_PUT (a slot): the item it comes from */
     int kz;          /* KOP_ADVO_POST: the kommKz */
     char *tlf;       /* KOP_ADVO_*: the value written */
     char *bemerkung; /* KOP_ADVO_*: marker and the user's text */
@@ -160,7 +162,11 @@ struct komm_plan {
      * baseline's "komm". */
     char **agreed;
     int *agreed_kz;
+    bool *holds; /* agreed[i] is EspoCRM's value already (no EspoCRM half waits) */
     size_t nagreed;
+    /* Per Advoware entry (nagreed of them): the EspoCRM item it was paired with (index into
+     * komm_in.espo), -1 when none. For showing the plan entry by entry (vmhctl status). */
+    int *paired;
 };
 
 /* Whether anything needs planning: the skip rule of SPEC §5.4 (not initial, EspoCRM unchanged,

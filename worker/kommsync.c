@@ -243,6 +243,14 @@ void ksync_free(struct ksync *ks)
     free(ks);
 }
 
+bool ksync_writes(const struct ksync *ks)
+{
+    for (size_t k = 0; ks && ks->planned && k < ks->plan.n; k++)
+        if (ks->plan.a[k].op == KOP_ADVO_POST || ks->plan.a[k].op == KOP_ADVO_PUT)
+            return true;
+    return false;
+}
+
 bool ksync_planned(const struct ksync *ks)
 {
     return ks->planned;
@@ -480,6 +488,54 @@ const char *ksync_note(const struct ksync *ks, size_t i)
             return ks->plan.a[k].value;
     }
     return NULL;
+}
+
+/* The baseline's entry of id as JSON; NULL when it has none. */
+static json_t *base_entry(const struct ksync *ks, long long id)
+{
+    for (size_t b = 0; id > 0 && b < ks->nbase; b++) {
+        if (ks->base[b].id == id)
+            return json_pack("{s:I,s:i,s:s,s:s}", "id", (json_int_t)id, "kz", ks->base[b].kz,
+                             "value", ks->base[b].value, "espo", base_class[ks->base[b].cls]);
+    }
+    return NULL;
+}
+
+json_t *ksync_tentative(const struct ksync *ks)
+{
+    if (!ks->planned)
+        return NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < ks->plan.nagreed; i++) {
+        long long id = ks->advo[i].id;
+        int put = -1;
+        for (size_t k = 0; k < ks->plan.n; k++)
+            if (ks->plan.a[k].op == KOP_ADVO_PUT && ks->plan.a[k].advo == i)
+                put = (int)k;
+        json_t *prev = base_entry(ks, id);
+        if (ks->plan.agreed[i] && ks->plan.holds[i]) {
+            int kz = ks->plan.agreed_kz[i];
+            json_t *e =
+                json_pack("{s:I,s:i,s:s,s:s}", "id", (json_int_t)id, "kz", kz, "value",
+                          ks->plan.agreed[i], "espo", base_class[komm_kz_class(kz) == KOMM_EMAIL]);
+            if (e && put >= 0) /* tentative until Advoware holds it */
+                json_object_set(e, "prev", prev ? prev : json_null());
+            json_array_append_new(out, e);
+        } else if (put >= 0 && !ks->plan.agreed[i] && !*ks->plan.a[put].tlf && prev) {
+            json_t *e = json_pack("{s:I,s:b}", "id", (json_int_t)id, "removed", 1);
+            json_object_set(e, "prev", prev);
+            json_array_append_new(out, e);
+        }
+        json_decref(prev);
+    }
+    for (size_t k = 0; out && k < ks->plan.n; k++) {
+        const struct komm_action *a = &ks->plan.a[k];
+        if (a->op == KOP_ADVO_POST)
+            json_array_append_new(out,
+                                  json_pack("{s:i,s:i,s:s,s:s,s:n}", "id", 0, "kz", a->kz, "value",
+                                            a->value, "espo", base_class[a->cls], "prev"));
+    }
+    return out;
 }
 
 const char *ksync_conflict(const struct ksync *ks, size_t i)

@@ -41,6 +41,8 @@ struct ksync;
 struct ksync *ksync_new(const struct ksync_in *in);
 void ksync_free(struct ksync *ks);
 
+/* Whether the plan writes to Advoware. */
+bool ksync_writes(const struct ksync *ks);
 /* Whether the skip rule let the planner run. */
 bool ksync_planned(const struct ksync *ks);
 /* What the planner was given and what it planned (vmhctl status shows them entry by entry),
@@ -66,6 +68,13 @@ void ksync_fill_put(const struct ksync *ks, json_t *put);
  * planned: the stored one (NULL if none). NULL too after a failed action (the baseline then
  * does not move). New reference. */
 json_t *ksync_baseline(const struct ksync *ks);
+
+/* This run's tentative entries for the write-ahead baseline (merge.h): entries whose Advoware
+ * write makes them both systems' value (in sync, Match, Var1, Var5, a revert) with "prev" (the
+ * baseline's entry, or null), slots it makes ("removed"), POSTs (id 0). Entries both systems
+ * already hold without a write come without "prev". NULL when nothing was planned. New
+ * reference. */
+json_t *ksync_tentative(const struct ksync *ks);
 
 /* The i-th conflict notification (SPEC §5.2: the same entry changed on both sides, EspoCRM
  * won; the text names Advoware's value); NULL past the end. */

@@ -1,6 +1,7 @@
 /* merge.c: the three-way merge of the Stammdaten (see merge.h, SPEC §5.2). */
 #include "merge.h"
 
+#include "komm.h"
 #include "synctime.h"
 
 #include <stdio.h>
@@ -208,4 +209,161 @@ char *merge_baseline_format(const json_t *fields, const json_t *komm, const char
     char *text = b ? json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(b);
     return text;
+}
+
+/* ---- the write-ahead baseline -------------------------------------------------------------- */
+
+json_t *merge_pending_make(const json_t *base, const json_t *fields, const json_t *komm)
+{
+    json_t *old = json_object_get(base, "fields"), *prev = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)fields, k, v)
+    {
+        json_t *was = json_object_get(old, k);
+        if (!json_equal(v, was ? was : json_null()))
+            json_object_set_new(prev, k, was ? json_incref(was) : json_null());
+    }
+    /* entries of base no tentative entry is about: they stand */
+    json_t *entries = json_array();
+    size_t i, j;
+    json_t *e, *t;
+    json_array_foreach(json_object_get(base, "komm"), i, e)
+    {
+        bool touched = false;
+        json_array_foreach((json_t *)komm, j, t)
+        {
+            touched |= json_integer_value(json_object_get(t, "id")) ==
+                           json_integer_value(json_object_get(e, "id")) &&
+                       json_integer_value(json_object_get(t, "id")) > 0;
+        }
+        if (!touched)
+            json_array_append(entries, e);
+    }
+    json_array_foreach((json_t *)komm, j, t) json_array_append(entries, t);
+    json_t *p =
+        json_pack("{s:i,s:O,s:o,s:o}", "v", 1, "fields", fields, "prev", prev, "komm", entries);
+    if (p && json_object_get(base, "rowId"))
+        json_object_set(p, "rowId", json_object_get(base, "rowId"));
+    if (p && !json_is_array(json_object_get(base, "komm")))
+        json_object_del(p, "komm"); /* entries unknown before: the markers decide next time */
+    return p;
+}
+
+/* The entry of advo's kommunikation with id; NULL if none. */
+static const json_t *advo_entry(const json_t *advo, json_int_t id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(advo, "kommunikation"), i, e)
+    {
+        if (json_integer_value(json_object_get(e, "id")) == id)
+            return e;
+    }
+    return NULL;
+}
+
+/* Whether Advoware's entry holds value (EspoCRM's form) as its class compares. */
+static bool entry_holds(const json_t *a, const char *value, const char *espo)
+{
+    enum komm_class cls = espo && strcmp(espo, "email") == 0 ? KOMM_EMAIL : KOMM_PHONE;
+    return a && komm_value_eq(json_string_value(json_object_get(a, "tlf")), value, cls);
+}
+
+/* Whether id is already an entry of list. */
+static bool listed(const json_t *list, json_int_t id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        if (json_integer_value(json_object_get(e, "id")) == id)
+            return true;
+    }
+    return false;
+}
+
+/* A tentative entry t resolved against advo: into out, the entry that stands. */
+static void resolve_entry(const json_t *t, const json_t *advo, json_t *out)
+{
+    json_int_t id = json_integer_value(json_object_get(t, "id"));
+    const char *value = json_string_value(json_object_get(t, "value"));
+    const char *espo = json_string_value(json_object_get(t, "espo"));
+    json_t *prev = json_object_get(t, "prev");
+    bool landed;
+    if (json_is_true(json_object_get(t, "removed"))) {
+        const json_t *a = advo_entry(advo, id);
+        const char *tlf = json_string_value(json_object_get(a, "tlf"));
+        landed = !a || !tlf || !*tlf;
+        if (!landed && json_is_object(prev))
+            json_array_append(out, prev);
+        return;
+    }
+    if (id <= 0) { /* a POST: the entry nobody else is, holding its value */
+        size_t i;
+        json_t *a;
+        json_array_foreach(json_object_get(advo, "kommunikation"), i, a)
+        {
+            json_int_t aid = json_integer_value(json_object_get(a, "id"));
+            if (aid > 0 && !listed(out, aid) && entry_holds(a, value, espo)) {
+                json_t *e = json_deep_copy(t);
+                json_object_del(e, "prev");
+                json_object_set_new(e, "id", json_integer(aid));
+                json_array_append_new(out, e);
+                return;
+            }
+        }
+        return;
+    }
+    landed = entry_holds(advo_entry(advo, id), value, espo);
+    if (landed) {
+        json_t *e = json_deep_copy(t);
+        json_object_del(e, "prev");
+        json_array_append_new(out, e);
+    } else if (json_is_object(prev)) {
+        json_array_append(out, prev);
+    }
+}
+
+json_t *merge_pending_resolve(const json_t *pending, const json_t *advo)
+{
+    json_t *fields = json_object_get(pending, "fields");
+    if (!json_is_object(fields))
+        return NULL;
+    json_t *a_espo = map_to_espo(advo);
+    json_t *out = json_pack("{s:i,s:O}", "v", 1, "fields", fields);
+    if (!a_espo || !out) {
+        json_decref(a_espo);
+        json_decref(out);
+        return NULL;
+    }
+    json_t *f = json_object_get(out, "fields");
+    const char *k;
+    json_t *prev;
+    json_object_foreach(json_object_get(pending, "prev"), k, prev)
+    {
+        const char *want = text(fields, k);
+        /* name: Advoware without one counts as EspoCRM's (merge_fields) */
+        const char *has = json_object_get(a_espo, k) ? text(a_espo, k) : want;
+        if (!same(want, has)) /* the write did not land: the value before stands */
+            json_object_set(f, k, prev);
+    }
+    json_decref(a_espo);
+    json_t *komm = json_object_get(pending, "komm");
+    if (json_is_array(komm)) {
+        json_t *list = json_array();
+        size_t i;
+        json_t *e;
+        json_array_foreach(komm, i, e)
+        {
+            if (json_object_get(e, "prev") || json_object_get(e, "removed"))
+                resolve_entry(e, advo, list);
+            else
+                json_array_append(list, e);
+        }
+        json_object_set_new(out, "komm", list);
+    }
+    if (json_object_get(pending, "rowId"))
+        json_object_set(out, "rowId", json_object_get(pending, "rowId"));
+    return out;
 }

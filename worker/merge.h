@@ -93,4 +93,27 @@ json_t *merge_baseline_parse(const char *text);
 char *merge_baseline_format(const json_t *fields, const json_t *komm, const char *rowid,
                             const char *komm_hash);
 
+/* ---- the write-ahead baseline (SPEC §5.3: nothing lost on any failure) ------------------
+ *
+ * Before its first Advoware write a run stores what the baseline becomes once that write
+ * landed ("pending", in Redis by store.h): the baseline it started from, with each item it is
+ * about to write marked tentative — the new value and "prev", the value before. The final PUT
+ * carries the real baseline; when it fails (or the process dies), the next run resolves the
+ * pending one against what Advoware holds now: a tentative item Advoware holds landed (both
+ * systems held it), else it did not (prev stands). So a write whose answer was lost, a 409 after
+ * the push, or a person's edit before the retry, is never mistaken for an edit in Advoware.
+ *
+ * Format: {"v":1,"fields":{...},"prev":{<field>:<old value or null>},"komm":[entry...]}; an
+ * entry {"id","kz","value","espo"} may carry "prev" (the entry before, or null: it did not
+ * exist; id 0: a POST whose id is not known yet) or "removed":true (the entry becomes a slot). */
+
+/* The pending baseline of a run about to write: base (the baseline the run decided with; its
+ * "komm" may be missing), fields (the 8 fields both systems hold once the push landed: EspoCRM's
+ * values), komm (this run's tentative entries as above, or NULL when it writes none). New
+ * reference; NULL on out of memory. */
+json_t *merge_pending_make(const json_t *base, const json_t *fields, const json_t *komm);
+/* The baseline to decide with, from pending and the Advoware record advo as it is now. New
+ * reference; NULL on out of memory or a pending that is no baseline. */
+json_t *merge_pending_resolve(const json_t *pending, const json_t *advo);
+
 #endif

@@ -82,9 +82,11 @@ int status_for(enum outcome o, long long retry_count, const char *message, long 
                  "Synchronisation mit Advoware nicht möglich, bitte Daten korrigieren: %s", msg);
         break;
     case OUT_UNCERTAIN:
-        /* failed, but not retried by the clock: the mark stands until a person resolves it */
+        /* failed, but not retried by the clock: the mark stands until a person resolves it
+         * (vmhctl link/create send the resync). Looked at again once a day, not on every tick
+         * of the cron's retry scan (which takes a failed party without syncNextRetry). */
         json_object_set_new(a, SF_SYNC_STATUS, json_string(SF_STATUS_FAILED));
-        json_object_set_new(a, SF_SYNC_NEXT_RETRY, json_null());
+        json_object_set_new(a, SF_SYNC_NEXT_RETRY, datetime(now + STATUS_AUTO_RESET_S));
         json_object_set_new(a, SF_SYNC_ERROR_MESSAGE, json_string(STATUS_UNCERTAIN_TEXT));
         out->notify = true;
         snprintf(out->text, sizeof out->text, "%s; Anlage versucht am %s (UTC)",

@@ -11,6 +11,7 @@
 #define CREATING_PREFIX "vmh:creating:"
 #define NOTICE_PREFIX   "vmh:notified:"
 #define PENDING_PREFIX  "vmh:espo_pending:"
+#define AHEAD_PREFIX    "vmh:ahead:"
 #define KEY_MAX         200
 
 /* prefix + id (+ ":" + suffix) into key; 0, or -1 with err if it does not fit or id is empty. */
@@ -142,6 +143,51 @@ int store_pending_set(struct redis_client *c, const char *id, bool on, char *err
         return -1;
     int rc = on ? redis_set(c, key, "1", 0, err, errlen) : redis_del(c, key, err, errlen);
     return rc < 0 ? -1 : 0;
+}
+
+int store_ahead_get(struct redis_client *c, const char *id, const char *based_on, json_t **out,
+                    char *err, size_t errlen)
+{
+    char key[KEY_MAX], *text = NULL;
+    *out = NULL;
+    if (key_of(key, AHEAD_PREFIX, id, NULL, err, errlen) != 0)
+        return -1;
+    int rc = redis_get(c, key, &text, NULL, err, errlen);
+    if (rc < 0)
+        return -1;
+    json_t *doc = rc == 1 ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    const char *was = json_string_value(json_object_get(doc, "basedOn"));
+    if (was && strcmp(was, based_on) == 0) /* else the final PUT happened since: stale */
+        *out = json_incref(json_object_get(doc, "baseline"));
+    json_decref(doc);
+    return 0;
+}
+
+int store_ahead_set(struct redis_client *c, const char *id, const char *based_on,
+                    const json_t *baseline, char *err, size_t errlen)
+{
+    char key[KEY_MAX];
+    if (key_of(key, AHEAD_PREFIX, id, NULL, err, errlen) != 0)
+        return -1;
+    json_t *doc = json_pack("{s:s,s:O}", "basedOn", based_on, "baseline", baseline);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        util_err(err, errlen, "write-ahead baseline: out of memory");
+        return -1;
+    }
+    int rc = redis_set(c, key, text, STORE_AHEAD_TTL_S * 1000, err, errlen);
+    free(text);
+    return rc < 0 ? -1 : 0;
+}
+
+int store_ahead_clear(struct redis_client *c, const char *id, char *err, size_t errlen)
+{
+    char key[KEY_MAX];
+    if (key_of(key, AHEAD_PREFIX, id, NULL, err, errlen) != 0)
+        return -1;
+    return redis_del(c, key, err, errlen) < 0 ? -1 : 0;
 }
 
 int store_resolve_link(struct redis_client *c, const char *id, long long betnr, char *err,

@@ -5,7 +5,9 @@
  *   vmh:creating:{id}        the create mark, written before an Advoware POST and kept 7 days,
  *                            so a POST whose outcome is unknown is never repeated automatically;
  *   vmh:notified:{id}:{md5}  a notification text sent to the party's user (30 days: once);
- *   vmh:espo_pending:{id}    EspoCRM changes a failed run could not push.
+ *   vmh:espo_pending:{id}    EspoCRM changes a failed run could not push;
+ *   vmh:ahead:{id}           the write-ahead baseline (merge.h) of a run that writes to
+ *                            Advoware, with the EspoCRM baseline it started from (30 days).
  * Also the two resolutions of an uncertain create that an operator chooses (vmhctl link /
  * vmhctl create). The entity lock sync_lock:cbeteiligte:{id} is lock.h's.
  *
@@ -54,6 +56,19 @@ int store_notice_release(struct redis_client *c, const char *id, const char *tex
 int store_pending_get(struct redis_client *c, const char *id, char *err, size_t errlen);
 /* Sets (no expiry) or clears the mark. 0 or -1. */
 int store_pending_set(struct redis_client *c, const char *id, bool on, char *err, size_t errlen);
+
+#define STORE_AHEAD_TTL_S (30LL * 24 * 3600)
+
+/* The write-ahead baseline of id when it was made from the EspoCRM baseline based_on (an MD5
+ * of advowareSyncBaseline's text): 0 with *out (new reference) or NULL (none, or stale: a final
+ * PUT happened since); -1 on error. */
+int store_ahead_get(struct redis_client *c, const char *id, const char *based_on, json_t **out,
+                    char *err, size_t errlen);
+/* Stores it before the run's first Advoware write. 0 or -1 (then write nothing). */
+int store_ahead_set(struct redis_client *c, const char *id, const char *based_on,
+                    const json_t *baseline, char *err, size_t errlen);
+/* Removes it (after the final PUT carried the real baseline). 0 or -1. */
+int store_ahead_clear(struct redis_client *c, const char *id, char *err, size_t errlen);
 
 /* vmhctl link <id> <betNr>: a person found the record the uncertain POST created; the party is
  * linked to it and the mark removed. The next run finishes the link (betnr into EspoCRM). */

@@ -48,8 +48,10 @@ struct run {
     json_t *agreed_komm;     /* the entries they hold (the baseline's "komm"); NULL: unknown */
     const char *cred_system; /* STEP_CREDENTIALS: "EspoCRM" or "Advoware" */
     bool deleted;            /* the run took the deletion path (EspoCRM 404) */
-    json_t *posted;  /* the fields a create POSTed, from the link, while EspoCRM lacks betnr */
-    bool auto_reset; /* a cron auto_reset: the retry count starts over */
+    json_t *posted;    /* the fields a create POSTed, from the link, while EspoCRM lacks betnr */
+    char based_on[33]; /* MD5 of the EspoCRM baseline's text the run started from */
+    bool ahead;        /* a write-ahead baseline was used or written: cleared after the PUT */
+    bool auto_reset;   /* a cron auto_reset: the retry count starts over */
     long long betnr;
     char err[512];
     char skipped[512]; /* Advoware entries EspoCRM cannot take, for syncErrorMessage */
@@ -609,7 +611,11 @@ static enum step create(struct run *r)
     r->betnr = rc == 0 && status >= 200 && status < 300
                    ? json_integer_value(json_object_get(out, "betNr"))
                    : 0;
-    if (maybe_created || (rc == 0 && status >= 200 && status < 300 && r->betnr <= 0)) {
+    /* A 5xx may come from a proxy after Advoware created the record (the fault matrix's apply
+     * + 503; SPEC §5.3 counts an error status as certain, issue 13 wants never two records):
+     * only a 4xx is a certain refusal. */
+    if (maybe_created || (rc == 0 && status >= 500) ||
+        (rc == 0 && status >= 200 && status < 300 && r->betnr <= 0)) {
         /* the request arrived and no answer says what became of it: the mark stays */
         log_error("Advoware POST outcome unknown; not repeated", LOG_STR("entity_id", r->id),
                   LOG_INT("status", status), LOG_STR("error", r->err));
@@ -657,6 +663,44 @@ static enum step create(struct run *r)
     return s;
 }
 
+/* The write-ahead baseline of an earlier run whose final PUT did not happen (merge.h): resolved
+ * against Advoware as it is now, it replaces *baseline. 0, or -1 on a Redis error. */
+static int ahead_resolve(struct run *r, const json_t *advo, json_t **baseline)
+{
+    json_t *ahead = NULL;
+    if (store_ahead_get(r->ctx->redis, r->id, r->based_on, &ahead, r->err, sizeof r->err) != 0)
+        return -1;
+    json_t *resolved = ahead ? merge_pending_resolve(ahead, advo) : NULL;
+    json_decref(ahead);
+    if (resolved) {
+        json_decref(*baseline);
+        *baseline = resolved;
+        r->ahead = true;
+    }
+    return 0;
+}
+
+/* Before the run's first Advoware write: what the baseline becomes once the writes landed,
+ * each item tentative until Advoware shows it (merge.h). */
+static enum step write_ahead(struct run *r, const json_t *baseline, const struct ksync *ks)
+{
+    enum step s = lock_step(r);
+    if (s != STEP_OK)
+        return s;
+    json_t *fields = merge_fields_of(r->entity), *tent = ks ? ksync_tentative(ks) : NULL;
+    json_t *ahead = fields ? merge_pending_make(baseline, fields, tent) : NULL;
+    int rc = ahead
+                 ? store_ahead_set(r->ctx->redis, r->id, r->based_on, ahead, r->err, sizeof r->err)
+                 : -1;
+    json_decref(fields);
+    json_decref(tent);
+    json_decref(ahead);
+    if (rc != 0)
+        return STEP_ESPO_DOWN; /* nothing written yet: retried */
+    r->ahead = true;
+    return STEP_OK;
+}
+
 /* betnr set: GET Advoware, compare, maybe PUT Advoware or take its fields. */
 static enum step update(struct run *r)
 {
@@ -688,10 +732,17 @@ static enum step update(struct run *r)
     in.has_geaendert = ga && st_parse_advo(ga, &in.geaendert_am) == 0;
     /* SPEC §5.2: values decide, field by field, against what both systems agreed on after the
      * last successful run; without a baseline the fallback decides once. */
-    json_t *baseline = merge_baseline_parse(jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE));
+    const char *btext = jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE);
+    json_t *baseline = merge_baseline_parse(btext);
     if (!baseline && json_is_object(r->posted)) /* SPEC §5.2: after a CREATE, B is what was
                                                    posted, even when its final PUT failed */
         baseline = json_pack("{s:O}", "fields", r->posted);
+    util_md5_hex(btext ? btext : "", btext ? strlen(btext) : 0, r->based_on, 32);
+    if (baseline && ahead_resolve(r, advo, &baseline) != 0) {
+        json_decref(baseline);
+        json_decref(advo);
+        return STEP_ESPO_DOWN; /* Redis: never decide without what an earlier run wrote */
+    }
     struct merge_fallback fb = {.espo_changed = in.dirty, .advo_changed = cmp_advo_changed(&in)};
     struct merge_result m;
     int mrc = merge_fields(r->entity, advo, json_object_get(baseline, "fields"), &fb, &m);
@@ -712,10 +763,12 @@ static enum step update(struct run *r)
         ks =
             plan_kommunikation(r, json_object_get(advo, "kommunikation"),
                                json_object_get(baseline, "komm"), false, cmp_espo_changed(&in), &s);
-    json_decref(baseline); /* ks keeps what it needs */
-    if (s == STEP_OK)      /* told before anything is overwritten: a run that fails after its write
-                              would find both sides equal and never tell */
+    if (s == STEP_OK) /* told before anything is overwritten: a run that fails after its write
+                         would find both sides equal and never tell */
         s = tell_conflicts(r, &m, ks);
+    if (s == STEP_OK && baseline && (push || ksync_writes(ks)))
+        s = write_ahead(r, baseline, ks);
+    json_decref(baseline); /* ks keeps what it needs */
     if (s == STEP_OK && push)
         s = lock_step(r);
     if (s == STEP_OK && push) { /* the merged state: EspoCRM's edits, Advoware's pulled fields */
@@ -1028,6 +1081,11 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     case STEP_UNCERTAIN:
         if (s == STEP_UNCERTAIN)
             snprintf(r->err, sizeof r->err, "%s", r->since);
+        /* A failure writes its status only: data pulled from Advoware or EspoCRM halves of
+         * Kommunikation actions go in only with the baseline that describes them (SPEC §5.2),
+         * else the next run takes a pulled value for a person's edit. What this run did in
+         * Advoware is found again (equal values) and finished by the next one. */
+        status_only(r);
         add_status(r, failure_outcome(s));
         break;
     default:
@@ -1050,6 +1108,12 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
         return status_again(r, s);
     if (w != STEP_OK)
         return w;
+    if (s == STEP_OK && r->ahead) { /* the final PUT carried the real baseline */
+        char cerr[256];
+        if (store_ahead_clear(r->ctx->redis, r->id, cerr, sizeof cerr) != 0)
+            log_warn("write-ahead baseline not removed (it expires; stale anyway)",
+                     LOG_STR("entity_id", r->id), LOG_STR("error", cerr));
+    }
     if (s == STEP_OK) {
         if (link_set(r, r->betnr, false, NULL) != 0)
             log_warn("link not written", LOG_STR("entity_id", r->id), LOG_STR("error", r->err));

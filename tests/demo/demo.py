@@ -220,7 +220,10 @@ class Stack:
         lines = "".join(json.dumps({"v": 1, "entityId": i, "event": "sync_check", "source": "cli"})
                         and f'{i}:{json.dumps({"v": 1, "entityId": i, "event": "sync_check", "source": "cli"})}\n'
                         for i in ids)
-        subprocess.run(["kcat", "-P", "-b", self.brokers, "-t", "vmh.beteiligte.sync_check", "-K:"],
+        # the producer's partitioner (SPEC §1.1): kcat's default would put the message into
+        # another partition than the entity's other messages
+        subprocess.run(["kcat", "-P", "-b", self.brokers, "-t", "vmh.beteiligte.sync_check", "-K:",
+                        "-X", "partitioner=murmur2_random"],
                        input=lines, text=True, check=True)
 
 

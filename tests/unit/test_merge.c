@@ -216,6 +216,73 @@ static void test_baseline_codec(void **state)
     json_decref(komm);
 }
 
+/* The write-ahead baseline (merge.h): a tentative item Advoware holds landed, else its prev
+ * stands; entries likewise (a change, a slot, a POST whose id was unknown). */
+static void test_write_ahead_baseline(void **state)
+{
+    (void)state;
+    json_t *base = json_pack(
+        "{s:i,s:{s:s,s:s,s:n},s:[{s:i,s:i,s:s,s:s},{s:i,s:i,s:s,s:s},{s:i,s:i,s:s,s:s}]}", "v", 1,
+        "fields", "name", "Muster GmbH", "vorname", "Ina", "titel", "komm", "id", 1, "kz", 1,
+        "value", "+4951112345", "espo", "phone", "id", 2, "kz", 4, "value", "a@example.com", "espo",
+        "email", "id", 3, "kz", 1, "value", "+4951100000", "espo", "phone");
+    /* the run pushes vorname Isa and titel Dr.; entry 1 gets a new number (Var5), entry 2 is
+     * emptied (Var2), a new e-mail is POSTed (Var1); entry 3 stands */
+    json_t *fields =
+        json_pack("{s:s,s:s,s:s}", "name", "Muster GmbH", "vorname", "Isa", "titel", "Dr.");
+    json_t *tent = json_pack(
+        "[{s:i,s:i,s:s,s:s,s:{s:i,s:i,s:s,s:s}},{s:i,s:b,s:{s:i,s:i,s:s,s:s}},{s:i,s:i,s:s,s:s,"
+        "s:n}]",
+        "id", 1, "kz", 1, "value", "+4930987654", "espo", "phone", "prev", "id", 1, "kz", 1,
+        "value", "+4951112345", "espo", "phone", "id", 2, "removed", 1, "prev", "id", 2, "kz", 4,
+        "value", "a@example.com", "espo", "email", "id", 0, "kz", 4, "value", "neu@example.com",
+        "espo", "email", "prev");
+    json_t *ahead = merge_pending_make(base, fields, tent);
+    assert_non_null(ahead);
+    /* everything landed: Advoware holds the new values (formats of its own) */
+    json_t *advo = json_pack("{s:s,s:s,s:s,s:[{s:i,s:s},{s:i,s:s},{s:i,s:s},{s:i,s:s}]}", "name",
+                             "Muster GmbH", "vorname", "Isa", "titel", "Dr.", "kommunikation", "id",
+                             1, "tlf", "030 987654", "id", 2, "tlf", "", "id", 3, "tlf",
+                             "0511/00000", "id", 9, "tlf", "Neu@Example.com");
+    json_t *b = merge_pending_resolve(ahead, advo);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(b, "fields"), "vorname")),
+                        "Isa");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(b, "fields"), "titel")),
+                        "Dr.");
+    char *text = json_dumps(json_object_get(b, "komm"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(strstr(text, "\"id\":1,\"kz\":1,\"value\":\"+4930987654\""));
+    assert_null(strstr(text, "\"id\":2")); /* the slot landed: no entry */
+    assert_non_null(strstr(text, "\"id\":3"));
+    assert_non_null(strstr(text, "\"id\":9,\"kz\":4,\"value\":\"neu@example.com\""));
+    free(text);
+    json_decref(b);
+    json_decref(advo);
+    /* nothing landed (the push and every entry call failed): the baseline before */
+    advo = json_pack("{s:s,s:s,s:[{s:i,s:s},{s:i,s:s},{s:i,s:s}]}", "name", "Muster GmbH",
+                     "vorname", "Ina", "kommunikation", "id", 1, "tlf", "0511/12345", "id", 2,
+                     "tlf", "a@example.com", "id", 3, "tlf", "+4951100000");
+    b = merge_pending_resolve(ahead, advo);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(b, "fields"), "vorname")),
+                        "Ina");
+    assert_true(json_is_null(json_object_get(json_object_get(b, "fields"), "titel")));
+    json_t *got = json_object_get(b, "komm"), *e; /* the same entries (in any order) */
+    size_t i;
+    assert_int_equal(json_array_size(got), json_array_size(json_object_get(base, "komm")));
+    json_array_foreach(json_object_get(base, "komm"), i, e)
+    {
+        bool found = false;
+        for (size_t j = 0; j < json_array_size(got); j++)
+            found |= json_equal(json_array_get(got, j), e);
+        assert_true(found);
+    }
+    json_decref(b);
+    json_decref(advo);
+    json_decref(ahead);
+    json_decref(tent);
+    json_decref(fields);
+    json_decref(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_name_never_cleared),
         cmocka_unit_test(test_two_conflicts_named),
         cmocka_unit_test(test_baseline_codec),
+        cmocka_unit_test(test_write_ahead_baseline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
