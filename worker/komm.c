@@ -956,7 +956,11 @@ static void base_new_in_advoware(struct planner *p)
         if (x->pair >= 0 || x->base >= 0)
             continue;
         if (!x->has_tlf) {
-            x->slot = x->m.kind != MARKER_NONE;
+            if (x->m.kind == MARKER_VALUE) /* emptied by a person before any run knew it: it
+                                              becomes a proper slot */
+                put_entry(p, KVAR_2, i, "", x->kz, 0, false);
+            else
+                x->slot = x->m.kind == MARKER_SLOT;
             continue;
         }
         enum komm_class cls = entry_class(x);
