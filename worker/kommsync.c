@@ -521,7 +521,9 @@ json_t *ksync_tentative(const struct ksync *ks)
             if (e && put >= 0) /* tentative until Advoware holds it */
                 json_object_set(e, "prev", prev ? prev : json_null());
             json_array_append_new(out, e);
-        } else if (put >= 0 && !ks->plan.agreed[i] && !*ks->plan.a[put].tlf && prev) {
+        } else if (put >= 0 && ks->plan.a[put].var == KVAR_2 && prev) {
+            /* Var2: EspoCRM lost it already; the slot makes it gone on both sides. (Var3's slot
+             * is not: EspoCRM drops the value only in the final PUT, the baseline keeps it.) */
             json_t *e = json_pack("{s:I,s:b}", "id", (json_int_t)id, "removed", 1);
             json_object_set(e, "prev", prev);
             json_array_append_new(out, e);

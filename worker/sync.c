@@ -8,6 +8,7 @@
 #include "sync.h"
 
 #include "compare.h"
+#include "decide.h"
 #include "espo.h"
 #include "kommsync.h"
 #include "log.h"
@@ -713,23 +714,11 @@ static enum step update(struct run *r)
         json_decref(advo);
         return classify(status);
     }
-    struct cmp_input in = {
-        .modified_by = jstr(r->entity, "modifiedById"),
-        .sync_user_id = r->conf->pf.user_id,
-        .entity_rowid = jstr(r->entity, SF_ADVOWARE_ROW_ID),
-        .advo_rowid = jstr(advo, "rowId"),
-    };
+    /* the EspoCRM-pending mark counts only for a party neither clean nor dirty (decide.h) */
     const char *st = jstr(r->entity, SF_SYNC_STATUS);
-    in.dirty = syncfields_status_is(st, SF_STATUS_DIRTY) ||
-               syncfields_status_is(st, SF_STATUS_PENDING_SYNC);
-    if (!in.dirty && st && !syncfields_status_is(st, SF_STATUS_CLEAN))
-        in.dirty = pending_get(r);
-    const char *ls = jstr(r->entity, SF_ADVOWARE_LAST_SYNC), *ma = jstr(r->entity, "modifiedAt");
-    const char *ga = jstr(advo, "geaendertAm");
-    in.has_last_sync = ls && st_parse_espo(ls, &in.last_sync) == 0;
-    if (ma)
-        st_parse_espo(ma, &in.modified_at);
-    in.has_geaendert = ga && st_parse_advo(ga, &in.geaendert_am) == 0;
+    bool espo_pending = st && !syncfields_status_is(st, SF_STATUS_DIRTY) &&
+                        !syncfields_status_is(st, SF_STATUS_PENDING_SYNC) &&
+                        !syncfields_status_is(st, SF_STATUS_CLEAN) && pending_get(r);
     /* SPEC §5.2: values decide, field by field, against what both systems agreed on after the
      * last successful run; without a baseline the fallback decides once. */
     const char *btext = jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE);
@@ -743,36 +732,42 @@ static enum step update(struct run *r)
         json_decref(advo);
         return STEP_ESPO_DOWN; /* Redis: never decide without what an earlier run wrote */
     }
-    struct merge_fallback fb = {.espo_changed = in.dirty, .advo_changed = cmp_advo_changed(&in)};
-    struct merge_result m;
-    int mrc = merge_fields(r->entity, advo, json_object_get(baseline, "fields"), &fb, &m);
-    if (mrc != 0) {
+    /* the decisions, as vmhctl status shows them (decide.h) */
+    struct decide d;
+    struct decide_in din = {.entity = r->entity,
+                            .advo = advo,
+                            .espo_pending = espo_pending,
+                            .sync_user_id = r->conf->pf.user_id,
+                            .phone_types = r->conf->phone_types,
+                            .nphone_types = r->conf->pf.ntypes,
+                            .default_type = r->conf->pf.default_type,
+                            .baseline = baseline};
+    if (decide_make(&din, &d) != 0) {
         snprintf(r->err, sizeof r->err, "merge: out of memory");
         json_decref(baseline);
         json_decref(advo);
         return STEP_TRANSIENT;
     }
-    r->scase = m.mcase;
-    const char *rowid = in.advo_rowid;
+    struct merge_result *m = &d.m;
+    struct ksync *ks = d.ks;
+    r->scase = m->mcase;
+    const char *rowid = jstr(advo, "rowId");
     json_t *out = NULL;
-    bool push = merge_needs_push(&m);
+    bool push = merge_needs_push(m);
     /* Everything is validated before the first write (SPEC §5.1). */
     enum step s = push ? validate(r) : STEP_OK;
-    struct ksync *ks = NULL;
-    if (s == STEP_OK)
-        ks =
-            plan_kommunikation(r, json_object_get(advo, "kommunikation"),
-                               json_object_get(baseline, "komm"), false, cmp_espo_changed(&in), &s);
+    if (s == STEP_OK && ksync_validate(ks, r->err, sizeof r->err) != 0)
+        s = STEP_PERMANENT;
     if (s == STEP_OK) /* told before anything is overwritten: a run that fails after its write
                          would find both sides equal and never tell */
-        s = tell_conflicts(r, &m, ks);
+        s = tell_conflicts(r, m, ks);
     if (s == STEP_OK && baseline && (push || ksync_writes(ks)))
         s = write_ahead(r, baseline, ks);
     json_decref(baseline); /* ks keeps what it needs */
     if (s == STEP_OK && push)
         s = lock_step(r);
     if (s == STEP_OK && push) { /* the merged state: EspoCRM's edits, Advoware's pulled fields */
-        json_t *body = merge_advo_body(&m);
+        json_t *body = merge_advo_body(m);
         int rc = body ? advo_put_beteiligte(r->t->advo, r->betnr, body, &status, &out, r->err,
                                             sizeof r->err)
                       : -1;
@@ -786,19 +781,18 @@ static enum step update(struct run *r)
             rowid = jstr(out, "rowId"); /* the PUT's answer: no GET after PUT */
         }
     }
-    if (s == STEP_OK && m.npull) {
-        json_t *fields = merge_pull_attrs(&m);
+    if (s == STEP_OK && m->npull) {
+        json_t *fields = merge_pull_attrs(m);
         json_object_update(r->put, fields);
         json_decref(fields);
     }
     if (s == STEP_OK && rowid)
         json_object_set_new(r->put, SF_ADVOWARE_ROW_ID, json_string(rowid));
     if (s == STEP_OK)
-        r->agreed = merge_agreed_fields(&m);
-    merge_result_free(&m);
+        r->agreed = merge_agreed_fields(m);
     if (s == STEP_OK)
         s = kommunikation(r, ks);
-    ksync_free(ks);
+    decide_free(&d);
     json_decref(out);
     json_decref(advo);
     return s;
