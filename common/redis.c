@@ -569,6 +569,75 @@ int redis_exists(struct redis_client *c, const char *key, char *err, size_t errl
     return key_integer(c, "EXISTS", key, err, errlen);
 }
 
+int redis_pttl(struct redis_client *c, const char *key, long long *ttl_ms, char *err, size_t errlen)
+{
+    util_err_reset(err, errlen);
+    if (ttl_ms)
+        *ttl_ms = -2;
+    if (!key || !ttl_ms) {
+        util_err(err, errlen, "redis PTTL: bad arguments (key, ttl_ms)");
+        return REDIS_ENOREPLY;
+    }
+    const char *argv[] = {"PTTL", key};
+    redisReply *reply = redis_command_argv(c, 2, argv, NULL, err, errlen);
+    int rc = 0;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        *ttl_ms = reply->integer;
+    else
+        rc = reply_failure(reply, "PTTL", err, errlen);
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+/* CONFIG GET name → its value (a two-element array). 1 with the value in buf, 0 when CONFIG is
+ * refused or the setting unknown, < 0 when Redis did not answer. */
+static int config_get(struct redis_client *c, const char *name, char *buf, size_t len, char *err,
+                      size_t errlen)
+{
+    const char *argv[] = {"CONFIG", "GET", name};
+    redisReply *reply = redis_command_argv(c, 3, argv, NULL, err, errlen);
+    if (!reply)
+        return REDIS_ENOREPLY;
+    int rc = 0;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        snprintf(buf, len, "%s", reply->element[1]->str);
+        rc = 1;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+int redis_persistence(struct redis_client *c, enum redis_persist *aof, enum redis_persist *rdb,
+                      char *err, size_t errlen)
+{
+    char value[256];
+    util_err_reset(err, errlen);
+    *aof = *rdb = REDIS_PERSIST_UNKNOWN;
+    int rc = config_get(c, "appendonly", value, sizeof value, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        *aof = strcmp(value, "yes") == 0 ? REDIS_PERSIST_ON : REDIS_PERSIST_OFF;
+    rc = config_get(c, "save", value, sizeof value, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        *rdb = value[0] ? REDIS_PERSIST_ON : REDIS_PERSIST_OFF;
+    if (*aof != REDIS_PERSIST_UNKNOWN)
+        return 0;
+    const char *argv[] = {"INFO", "persistence"}; /* CONFIG refused (a managed Redis) */
+    redisReply *reply = redis_command_argv(c, 2, argv, NULL, err, errlen);
+    if (!reply)
+        return REDIS_ENOREPLY;
+    const char *p = reply->type == REDIS_REPLY_STRING ? strstr(reply->str, "aof_enabled:") : NULL;
+    if (p)
+        *aof = p[strlen("aof_enabled:")] == '1' ? REDIS_PERSIST_ON : REDIS_PERSIST_OFF;
+    freeReplyObject(reply);
+    return 0;
+}
+
 /* ---- scripts ------------------------------------------------------------------------------ */
 
 void redis_script_init(struct redis_script *s, const char *src)

@@ -91,6 +91,20 @@ int redis_del(struct redis_client *c, const char *key, char *err, size_t errlen)
 /* EXISTS key: 1 or 0, or < 0. */
 int redis_exists(struct redis_client *c, const char *key, char *err, size_t errlen);
 
+/* PTTL key: 0 with *ttl_ms = the time left in ms, -1 when the key has no expiry, -2 when it does
+ * not exist; < 0 on failure (*ttl_ms then -2). */
+int redis_pttl(struct redis_client *c, const char *key, long long *ttl_ms, char *err,
+               size_t errlen);
+
+/* Whether Redis keeps what it holds across a restart (the Advoware token, links, create marks;
+ * vmhctl doctor): AOF (appendonly yes) and RDB snapshots (a non-empty save rule), each ON, OFF
+ * or UNKNOWN. Asks CONFIG GET; a managed Redis may refuse CONFIG (an error reply): then INFO
+ * persistence tells AOF (aof_enabled) and RDB stays UNKNOWN. 0, or < 0 (REDIS_ENOREPLY) when
+ * Redis did not answer. */
+enum redis_persist { REDIS_PERSIST_UNKNOWN, REDIS_PERSIST_OFF, REDIS_PERSIST_ON };
+int redis_persistence(struct redis_client *c, enum redis_persist *aof, enum redis_persist *rdb,
+                      char *err, size_t errlen);
+
 /* The one compare-and-delete of the code base (a Lua script, atomic): deletes key only if it
  * holds value. 1 deleted, 0 not (absent, or holding something else), < 0 on failure (a key of
  * another type is an error reply: REDIS_EREPLY). Releases the entity locks and the Advoware
