@@ -8,6 +8,7 @@
 #include "lock.h"
 #include "log.h"
 #include "msg.h"
+#include "queued.h"
 #include "syncfields.h"
 #include "synctime.h"
 #include "util.h"
@@ -151,13 +152,31 @@ static int scan_reason(const struct cron_deps *d, enum cron_reason r, time_t now
             if (!id || *left == 0)
                 continue;
             int held = lock_held(d, id, err, errlen);
-            if (held < 0 || (held == 0 && select_entity(d, id, r, err, errlen) != 0)) {
+            if (held < 0) {
                 rc = -1;
                 break;
             }
             if (held) {
                 res->skipped_locked++;
                 continue;
+            }
+            /* SPEC §3.2: not again while an earlier message for it is in flight */
+            bool marked = true;
+            if (d->queued_ttl_ms > 0 &&
+                queued_mark(d->redis, id, d->queued_ttl_ms, &marked, err, errlen) != 0) {
+                rc = -1;
+                break;
+            }
+            if (!marked) {
+                res->skipped_queued++;
+                continue;
+            }
+            if (select_entity(d, id, r, err, errlen) != 0) {
+                char cerr[128]; /* not sent: the mark must not hold it back */
+                if (d->queued_ttl_ms > 0)
+                    queued_clear(d->redis, id, cerr, sizeof cerr);
+                rc = -1;
+                break;
             }
             res->selected[r]++;
             (*left)--;
@@ -278,7 +297,8 @@ static void after_work(uv_work_t *w, int status)
                   LOG_STR("error", t->err), LOG_INT("selected", total));
     else if (t->res.leader)
         log_info("cron scan done", LOG_STR("scan", scan), LOG_INT("selected", total),
-                 LOG_INT("skipped_locked", t->res.skipped_locked));
+                 LOG_INT("skipped_locked", t->res.skipped_locked),
+                 LOG_INT("skipped_queued", t->res.skipped_queued));
 }
 
 static void on_timer(uv_timer_t *timer)

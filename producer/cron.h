@@ -49,15 +49,18 @@ struct cron_deps {
     struct espo *espo;
     struct redis_client *redis;
     struct kprod *kafka;
-    struct metrics *reg;  /* may be NULL */
-    const char *instance; /* leader value */
+    struct metrics *reg;     /* may be NULL */
+    const char *instance;    /* leader value */
+    long long queued_ttl_ms; /* the in-flight marks' lifetime (two fallback intervals); 0: none
+                                (vmhctl scan: an operator's scan sends anyway) */
 };
 
 struct cron_result {
     int selected[CRON_REASONS];
     int skipped_locked;
-    bool leader;     /* false: another replica has this tick */
-    bool redis_down; /* the leader key could not be taken: Redis did not answer; tick skipped */
+    int skipped_queued; /* an earlier message for the party is still in flight (§3.2) */
+    bool leader;        /* false: another replica has this tick */
+    bool redis_down;    /* the leader key could not be taken: Redis did not answer; tick skipped */
 };
 
 /* One scan: leader check (unless !use_leader), queries, lock checks, messages. batch caps the

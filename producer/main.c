@@ -216,7 +216,11 @@ static int start(struct producer *p)
                              .redis = p->cron_redis,
                              .kafka = p->kafka,
                              .reg = p->reg,
-                             .instance = p->instance};
+                             .instance = p->instance,
+                             /* SPEC §3.2 says one fallback interval; two, so the next tick never
+                              * races a mark's expiry (the worker's run clears it anyway; only a
+                              * lost message waits the longer) */
+                             .queued_ttl_ms = 2 * cfg_duration_ms(cfg, "CRON_INTERVAL_S")};
     p->cron = cron_start(p->loop, &deps, cfg_duration_ms(cfg, "CRON_RETRY_INTERVAL_S"),
                          cfg_duration_ms(cfg, "CRON_INTERVAL_S"), (int)cfg_int(cfg, "CRON_BATCH"));
     uv_timer_init(p->loop, &p->probe_timer);

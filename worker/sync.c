@@ -15,6 +15,7 @@
 #include "mapper.h"
 #include "merge.h"
 #include "phone.h"
+#include "queued.h"
 #include "status.h"
 #include "store.h"
 #include "syncfields.h"
@@ -1144,6 +1145,10 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         return WK_RETRY;
     }
     probing = atomic_load(&conf->cred_bad);
+    char qerr[128]; /* the run has started: the cron may send the party again (SPEC §3.2) */
+    if (queued_clear(ctx->redis, entity_id, qerr, sizeof qerr) != 0)
+        log_debug("in-flight mark not cleared (it expires)", LOG_STR("entity_id", entity_id),
+                  LOG_STR("error", qerr));
     if (!t->advo)
         t->advo = advo_new(&conf->advo, ctx->redis, &conf->st, r.err, sizeof r.err);
     if (!t->advo)
