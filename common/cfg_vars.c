@@ -73,6 +73,15 @@ const struct cfg_def cfg_vars[] = {
         "how long a webhook waits for Kafka's acknowledgement (503 after)", RANGE(100, 120000)),
     VAR("WEBHOOK_MAX_CONNECTIONS", CFG_INT, "1024", P, "simultaneous webhook connections",
         RANGE(1, 100000)),
+    VAR("WEBHOOK_MAX_CONNECTIONS_PER_CLIENT", CFG_INT, "256", P,
+        "simultaneous webhook connections from one client address (behind a proxy: the proxy's)",
+        RANGE(1, 100000)),
+    VAR("WEBHOOK_MAX_BODY_HELD", CFG_INT, "67108864", P,
+        "bytes of webhook bodies held before their signature is checked, all clients together "
+        "(over it: 503, EspoCRM retries)",
+        RANGE(1024, 4LL * 1024 * 1024 * 1024)),
+    VAR("WEBHOOK_MAX_BODY_HELD_PER_CLIENT", CFG_INT, "16777216", P,
+        "the same for one client address", RANGE(1024, 4LL * 1024 * 1024 * 1024)),
     /* Cron (producer; vmhctl scan) */
     VAR("CRON_INTERVAL_S", CFG_DURATION, "900", P, "fallback scan interval", RANGE(1000, DAY_MS)),
     VAR("CRON_RETRY_INTERVAL_S", CFG_DURATION, "60", P | C, "retry scan interval",

@@ -33,6 +33,9 @@ static const struct httpd_opts httpd_defaults = {
     .read_timeout_ms = 30000,
     .idle_timeout_ms = 30000,
     .max_connections = 1024,
+    .max_connections_per_client = 256,
+    .max_body_held = 64 * 1024 * 1024,
+    .max_body_held_per_client = 16 * 1024 * 1024,
     .max_pipelined = 32,
 };
 
@@ -106,12 +109,24 @@ struct httpd_req {
 
     char *body;
     size_t body_len, body_cap, max_body;
+    struct peer *peer;  /* its connection's client while it holds body bytes */
+    size_t held;        /* body bytes counted against the budgets */
+    char peer_addr[46]; /* INET6_ADDRSTRLEN */
 
     char inline_buf[HTTPD_INLINE_HEAD];
     struct req_hdr inline_hdrs[HTTPD_INLINE_HDRS];
 };
 
 enum timer_kind { TIMER_IDLE, TIMER_READ, TIMER_LINGER };
+
+/* One client address: its connections and the body bytes its unfinished requests hold. Freed
+ * when both are 0. */
+struct peer {
+    struct peer *next;
+    unsigned conns;
+    size_t held;
+    char addr[46];
+};
 
 struct conn {
     struct httpd *srv;
@@ -128,9 +143,10 @@ struct conn {
     size_t leftover_len;
     uint64_t deadline, armed; /* loop time; deadline 0 = none */
     enum timer_kind kind;
-    int handles;    /* open libuv handles (tcp, timer) */
-    int err_status; /* set by a parser callback before it fails */
-    bool counted;   /* counted in srv->nconns */
+    int handles;       /* open libuv handles (tcp, timer) */
+    int err_status;    /* set by a parser callback before it fails */
+    bool counted;      /* counted in srv->nconns */
+    struct peer *peer; /* its client, counted in peer->conns */
     bool reading, paused, draining, lingering, shut_done, peer_eof, closing, in_execute;
     bool resume_queued;
 };
@@ -148,6 +164,8 @@ struct httpd {
     void *obs_ud;
     struct conn *conns;
     struct conn *resume_head;
+    struct peer *peers;
+    size_t held; /* body bytes of every unfinished request */
     unsigned nconns;
     unsigned handles; /* listener, resume_idle, connections until closed */
     size_t orphans;
@@ -196,6 +214,11 @@ static void route_free(struct route *r)
 
 static void server_free(struct httpd *srv)
 {
+    while (srv->peers) {
+        struct peer *p = srv->peers;
+        srv->peers = p->next;
+        free(p);
+    }
     for (size_t i = 0; i < srv->nroutes; i++)
         route_free(srv->routes[i]);
     for (size_t i = 0; i < srv->nfallbacks; i++)
@@ -245,6 +268,12 @@ struct httpd *httpd_new(uv_loop_t *loop, const struct httpd_opts *opts)
         srv->opts.max_connections = httpd_defaults.max_connections;
     if (!srv->opts.max_pipelined)
         srv->opts.max_pipelined = httpd_defaults.max_pipelined;
+    if (!srv->opts.max_connections_per_client)
+        srv->opts.max_connections_per_client = httpd_defaults.max_connections_per_client;
+    if (!srv->opts.max_body_held)
+        srv->opts.max_body_held = httpd_defaults.max_body_held;
+    if (!srv->opts.max_body_held_per_client)
+        srv->opts.max_body_held_per_client = httpd_defaults.max_body_held_per_client;
     /* Neither init can fail on unix for a valid loop; they allocate nothing. */
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
@@ -592,13 +621,74 @@ static struct httpd_req *req_new(struct conn *c)
     req->hdrs_cap = HTTPD_INLINE_HDRS;
     req->max_body = c->srv->opts.default_max_body;
     req->head_bytes = HTTPD_REQ_LINE_COST;
+    req->peer = c->peer;
+    if (c->peer)
+        snprintf(req->peer_addr, sizeof req->peer_addr, "%s", c->peer->addr);
     return req;
+}
+
+/* ---- client budgets ---------------------------------------------------------------------- */
+
+static struct peer *peer_get(struct httpd *srv, const char *addr)
+{
+    for (struct peer *p = srv->peers; p; p = p->next)
+        if (strcmp(p->addr, addr) == 0)
+            return p;
+    struct peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    p->next = srv->peers;
+    srv->peers = p;
+    return p;
+}
+
+/* Frees p once it has neither connections nor held bytes. */
+static void peer_put(struct httpd *srv, struct peer *p)
+{
+    if (!p || p->conns || p->held)
+        return;
+    for (struct peer **pp = &srv->peers; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            free(p);
+            return;
+        }
+    }
+}
+
+/* Counts add more body bytes for req against the budgets; false when one would be exceeded. */
+static bool body_reserve(struct httpd_req *req, size_t add)
+{
+    struct httpd *srv = req->srv;
+    struct peer *p = req->peer;
+    if (srv->held + add > srv->opts.max_body_held ||
+        (p && p->held + add > srv->opts.max_body_held_per_client))
+        return false;
+    srv->held += add;
+    req->held += add;
+    if (p)
+        p->held += add;
+    return true;
+}
+
+static void body_release(struct httpd_req *req)
+{
+    if (!req->held)
+        return; /* (a request that held nothing may outlive its peer) */
+    req->srv->held -= req->held;
+    if (req->peer) {
+        req->peer->held -= req->held;
+        peer_put(req->srv, req->peer);
+    }
+    req->held = 0;
 }
 
 static void req_free(struct httpd_req *req)
 {
     if (!req)
         return;
+    body_release(req);
     if (req->buf != req->inline_buf)
         free(req->buf);
     if (req->hdrs != req->inline_hdrs)
@@ -673,6 +763,17 @@ static void conn_close(struct conn *c)
     if (c->counted) {
         srv->nconns--;
         c->counted = false;
+    }
+    if (c->peer) {
+        struct peer *p = c->peer;
+        c->peer = NULL;
+        p->conns--;
+        for (struct httpd_req *q = c->q_head; q; q = q->next)
+            if (!q->held)
+                q->peer = NULL; /* only a request holding bytes keeps the peer */
+        if (c->cur && !c->cur->held)
+            c->cur->peer = NULL;
+        peer_put(srv, p);
     }
     resume_unlink(c);
     free(c->leftover);
@@ -1254,6 +1355,8 @@ static int on_headers_complete(http_parser *p)
         if (p->content_length > req->max_body)
             return req_fail(c, 413);
         if (p->content_length > 0 && !req->auto_status) {
+            if (!body_reserve(req, (size_t)p->content_length + 1))
+                return req_fail(c, 503); /* a budget before authentication: retried later */
             req->body = malloc((size_t)p->content_length + 1);
             if (!req->body)
                 return req_fail(c, 503);
@@ -1279,6 +1382,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
             ncap = req->body_len + len + 1;
         if (ncap > req->max_body + 1)
             ncap = req->max_body + 1;
+        if (!body_reserve(req, ncap - req->body_cap))
+            return req_fail(c, 503);
         char *nb = realloc(req->body, ncap);
         if (!nb)
             return req_fail(c, 503);
@@ -1376,6 +1481,23 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close(c); /* over the limit: closed at once */
         return;
     }
+    struct sockaddr_storage sa;
+    int salen = sizeof sa;
+    char addr[46] = "";
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
+        if (sa.ss_family == AF_INET6)
+            uv_ip6_name((const struct sockaddr_in6 *)&sa, addr, sizeof addr);
+        else
+            uv_ip4_name((const struct sockaddr_in *)&sa, addr, sizeof addr);
+    }
+    struct peer *p = peer_get(srv, addr);
+    if (!p || p->conns >= srv->opts.max_connections_per_client) {
+        peer_put(srv, p);
+        conn_close(c); /* one client may not take every connection */
+        return;
+    }
+    p->conns++;
+    c->peer = p;
     c->counted = true;
     srv->nconns++;
     uv_tcp_nodelay(&c->tcp, 1);
@@ -1457,6 +1579,11 @@ fail:
 }
 
 /* ---- request accessors -------------------------------------------------------------------- */
+
+const char *httpd_req_peer(const struct httpd_req *req)
+{
+    return req ? req->peer_addr : "";
+}
 
 const char *httpd_req_method(const struct httpd_req *req)
 {

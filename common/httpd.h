@@ -41,6 +41,14 @@ struct httpd_opts {
     unsigned max_connections; /* default 1024 */
     unsigned max_pipelined;   /* parsed-but-unanswered requests per connection before reading
                                  pauses; default 32 */
+    /* Budgets before a handler has seen a request (memory and connections are bounded before
+     * anything is authenticated, issue 14): connections per client address (default 256),
+     * request body bytes held by all unfinished requests (default 64 MiB) and by one client
+     * address's (default 16 MiB). Over a body budget a request is answered 503 (a sender
+     * retries) and its connection closed; over the connection budget a connection is closed at
+     * once. Behind a proxy every client is the proxy's address: size them for that. */
+    unsigned max_connections_per_client;
+    size_t max_body_held, max_body_held_per_client;
 };
 
 /* A handler. `ud` is the pointer given at registration. */
@@ -86,6 +94,8 @@ unsigned httpd_connections(const struct httpd *srv);
 
 /* Request accessors; pointers live as long as the request. */
 const char *httpd_req_method(const struct httpd_req *req);
+/* The client's address ("192.0.2.7", "2001:db8::1"; "" when unknown), for logs. */
+const char *httpd_req_peer(const struct httpd_req *req);
 const char *httpd_req_path(const struct httpd_req *req);  /* raw path, without the query */
 const char *httpd_req_query(const struct httpd_req *req); /* raw query string without '?', or "" */
 const char *httpd_req_route(const struct httpd_req *req); /* matched template */

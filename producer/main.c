@@ -145,8 +145,12 @@ static int listen_on(struct httpd *srv, const struct cfg *cfg, const char *var)
 static int start_http(struct producer *p)
 {
     const struct cfg *cfg = p->cfg;
-    struct httpd_opts web = {.default_max_body = (size_t)cfg_int(cfg, "WEBHOOK_MAX_BODY"),
-                             .max_connections = (unsigned)cfg_int(cfg, "WEBHOOK_MAX_CONNECTIONS")};
+    struct httpd_opts web = {
+        .default_max_body = (size_t)cfg_int(cfg, "WEBHOOK_MAX_BODY"),
+        .max_connections = (unsigned)cfg_int(cfg, "WEBHOOK_MAX_CONNECTIONS"),
+        .max_connections_per_client = (unsigned)cfg_int(cfg, "WEBHOOK_MAX_CONNECTIONS_PER_CLIENT"),
+        .max_body_held = (size_t)cfg_int(cfg, "WEBHOOK_MAX_BODY_HELD"),
+        .max_body_held_per_client = (size_t)cfg_int(cfg, "WEBHOOK_MAX_BODY_HELD_PER_CLIENT")};
     struct webhook_opts wo = {.loop = p->loop,
                               .kafka = p->kafka,
                               .auth = p->auth,

@@ -215,7 +215,8 @@ static void on_webhook(struct httpd_req *req, void *ud)
                          httpd_req_header(req, wauth_header_name(WAUTH_X_SIGNATURE)), body, len);
         if (a != WAUTH_OK) {
             log_warn("webhook rejected", LOG_STR("reason", wauth_result_name(a)),
-                     LOG_STR("event", msg_event_name(route->event)));
+                     LOG_STR("event", msg_event_name(route->event)),
+                     LOG_STR("client", httpd_req_peer(req)));
             httpd_respond_error(req, 401, wauth_result_name(a));
             return;
         }

@@ -145,6 +145,12 @@ static void h_hello(struct httpd_req *req, void *ud)
     httpd_respond_json(req, 200, json_pack("{s:s}", "hello", "world"));
 }
 
+static void h_peer(struct httpd_req *req, void *ud)
+{
+    count_handled(ud);
+    httpd_respond_json(req, 200, json_pack("{s:s}", "peer", httpd_req_peer(req)));
+}
+
 static void h_echo(struct httpd_req *req, void *ud)
 {
     count_handled(ud);
@@ -362,6 +368,7 @@ static void fx_start(struct fx *fx, const struct httpd_opts *opts)
     assert_int_equal(httpd_route(s, "PUT", "/hello", h_hello, fx, 0), 0);
     assert_int_equal(httpd_route(s, "GET", "/echo", h_echo, fx, 0), 0);
     assert_int_equal(httpd_route(s, "POST", "/echo", h_echo, fx, 0), 0);
+    assert_int_equal(httpd_route(s, "POST", "/peer", h_peer, fx, 0), 0);
     assert_int_equal(httpd_route(s, "GET", "/delay", h_delay, fx, 0), 0);
     assert_int_equal(httpd_route(s, "GET", "/items/{id}/parts/{part}", h_items, fx, 0), 0);
     assert_int_equal(httpd_route(s, "POST", "/upload", h_upload, fx, 1000), 0);
@@ -1078,6 +1085,53 @@ static void test_query_reaches_handler_decoded(void **state)
     cli_free(c);
 }
 
+/* Issue 14: one client address may not take every connection, and body bytes held before a
+ * handler ran (before any signature check) are bounded per client and in all: over a budget
+ * the request is answered 503 (the sender retries) and nothing is held for it. */
+static void test_client_budgets(void **state)
+{
+    struct fx *fx = *state;
+    struct httpd_opts o = {.read_timeout_ms = 10000,
+                           .idle_timeout_ms = 10000,
+                           .max_connections_per_client = 2,
+                           .max_body_held = 1000000,
+                           .max_body_held_per_client = 5000};
+    fx_start(fx, &o);
+    struct tresp r;
+    struct tcli *a = cli_connect(fx->port), *b = cli_connect(fx->port);
+    /* a holds 3001 bytes of an unfinished body; b's 3000 more would pass the client's 5000 */
+    cli_send(a, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\nabc");
+    assert_true(cli_quiet_for(a, 100));
+    cli_send(b, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\nabc");
+    assert_int_equal(cli_read(b, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 503);
+    /* a third connection from the same address is closed at once */
+    struct tcli *third = cli_connect(fx->port);
+    bool got_data = true;
+    assert_true(cli_wait_closed(third, IO_TIMEOUT_MS, &got_data));
+    assert_false(got_data);
+    cli_free(third);
+    /* a's request completes; its bytes are given back and a new request fits again */
+    char rest[3000];
+    memset(rest, 'x', sizeof rest);
+    cli_sendn(a, rest, sizeof rest - 3);
+    assert_int_equal(cli_read(a, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 200);
+    cli_free(b);
+    bool ok;
+    TH_WAIT(ok, fx_connections(fx) == 1, IO_TIMEOUT_MS);
+    assert_true(ok);
+    struct tcli *d = cli_connect(fx->port);
+    cli_send(d, "POST /peer HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n");
+    cli_sendn(d, rest, 4000 > sizeof rest ? sizeof rest : 4000);
+    cli_sendn(d, rest, 1000);
+    assert_int_equal(cli_read(d, &r, IO_TIMEOUT_MS), 0);
+    assert_int_equal(r.status, 200);
+    assert_json_str(&r, "peer", "127.0.0.1"); /* the client's address, for logs */
+    cli_free(a);
+    cli_free(d);
+}
+
 static void test_max_connections(void **state)
 {
     struct fx *fx = *state;
@@ -1424,6 +1478,7 @@ int main(void)
         T(test_query_get_table),
         T(test_query_reaches_handler_decoded),
         T(test_max_connections),
+        T(test_client_budgets),
         T(test_client_gone_while_handler_pending),
         T(test_observer_sees_method_route_status),
         T(test_fallback_prefix_handler),
