@@ -716,7 +716,12 @@ struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts, sim_reset_fn r
     sim->rng[0] = (unsigned short)(opts->seed & 0xffff);
     sim->rng[1] = (unsigned short)((opts->seed >> 16) & 0xffff);
     sim->rng[2] = 0x330e;
-    struct httpd_opts hopts = {.default_max_body = 16u << 20, .max_connections = 4096};
+    /* a test tool on loopback: every client is 127.0.0.1, no budgets per client */
+    struct httpd_opts hopts = {.default_max_body = 16u << 20,
+                               .max_connections = 4096,
+                               .max_connections_per_client = 4096,
+                               .max_body_held = (size_t)1 << 30,
+                               .max_body_held_per_client = (size_t)1 << 30};
     sim->srv = httpd_new(loop, &hopts);
     if (!sim->srv)
         goto err;
