@@ -838,6 +838,11 @@ static enum step final_put(struct run *r)
     return STEP_OK;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
 /* Adds the status of outcome o to the PUT (and sends its notification). */
 static void add_status(struct run *r, enum outcome o)
 {
@@ -854,6 +859,11 @@ static void add_status(struct run *r, enum outcome o)
         return;
     json_object_update(r->put, res.attrs);
     json_decref(res.attrs);
+    const char *next = jstr(r->entity, SF_SYNC_NEXT_RETRY);
+    if (o == OUT_UNCERTAIN && next && syncfields_status_is(was, SF_STATUS_FAILED) &&
+        same_text(jstr(r->entity, SF_SYNC_ERROR_MESSAGE), STATUS_UNCERTAIN_TEXT))
+        /* the same uncertain create again: its day-ahead look stays, nothing is written */
+        json_object_set_new(r->put, SF_SYNC_NEXT_RETRY, json_string(next));
     if (res.notify)
         notify_once(r, res.text);
 }
