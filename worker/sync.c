@@ -1147,14 +1147,15 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
     }
     unsigned long calls0 = espo_calls(t->espo) + advo_calls(t->advo);
     long long cred_wait = atomic_load(&conf->cred_until) - util_monotonic_ms();
-    bool probing = false;
-    if (atomic_load(&conf->cred_bad) &&
-        (cred_wait > 0 || atomic_exchange(&conf->cred_probe, true))) {
-        /* credentials refused: one run at a time tries them again, when the wait is over */
-        ctx->retry_after_ms = cred_wait > 1000 ? cred_wait : 1000;
-        return WK_RETRY;
+    bool probing = false; /* this run holds cred_probe: it gives it back on every way out */
+    if (atomic_load(&conf->cred_bad)) {
+        if (cred_wait > 0 || atomic_exchange(&conf->cred_probe, true)) {
+            /* credentials refused: one run at a time tries them again, once the wait is over */
+            ctx->retry_after_ms = cred_wait > 1000 ? cred_wait : 1000;
+            return WK_RETRY;
+        }
+        probing = true;
     }
-    probing = atomic_load(&conf->cred_bad);
     char qerr[128]; /* the run has started: the cron may send the party again (SPEC §3.2) */
     if (queued_clear(ctx->redis, entity_id, qerr, sizeof qerr) != 0)
         log_debug("in-flight mark not cleared (it expires)", LOG_STR("entity_id", entity_id),
@@ -1207,6 +1208,8 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
     return WK_DONE;
 
 espo_down:
+    if (probing)
+        atomic_store(&conf->cred_probe, false);
     json_decref(r.entity);
     json_decref(r.put);
     json_decref(r.agreed);
