@@ -6,6 +6,7 @@
  * call once with a fresh one. Rate limit: one Lua token bucket in Redis for every worker. */
 #include "advo.h"
 
+#include "cfg.h"
 #include "httpc.h"
 #include "synctime.h"
 #include "util.h"
@@ -70,6 +71,24 @@ static void sleep_ms(long long ms)
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */
+
+struct advo_conf advo_conf_from_cfg(const struct cfg *cfg)
+{
+    return (struct advo_conf){
+        .base_url = cfg_str(cfg, "ADVOWARE_URL"),
+        .token_url = cfg_str(cfg, "ADVOWARE_TOKEN_URL"),
+        .app_id = cfg_str(cfg, "ADVOWARE_APP_ID"),
+        .api_key_b64 = cfg_str(cfg, "ADVOWARE_API_KEY"),
+        .kanzlei = cfg_str(cfg, "ADVOWARE_KANZLEI"),
+        .database = cfg_str(cfg, "ADVOWARE_DATABASE"),
+        .user = cfg_str(cfg, "ADVOWARE_USER"),
+        .password = cfg_str(cfg, "ADVOWARE_PASSWORD"),
+        .product = (int)cfg_int(cfg, "ADVOWARE_PRODUCT"),
+        .role = (int)cfg_int(cfg, "ADVOWARE_ROLE"),
+        .timeout_ms = (long)cfg_duration_ms(cfg, "HTTP_TIMEOUT_MS"),
+        .max_rps = cfg_double(cfg, "ADVOWARE_MAX_RPS"),
+    };
+}
 
 struct advo *advo_new(const struct advo_conf *conf, struct redis_client *redis,
                       const struct apistat *st, char *err, size_t errlen)

@@ -27,6 +27,10 @@ struct advo_conf {
     double max_rps; /* 0 = unlimited */
 };
 
+struct cfg;
+/* The ADVOWARE_* variables and HTTP_TIMEOUT_MS of a loaded configuration (pointing into it). */
+struct advo_conf advo_conf_from_cfg(const struct cfg *cfg);
+
 struct advo;
 
 /* Copies conf's strings. redis: the calling thread's client (kept, not owned). st may be NULL.

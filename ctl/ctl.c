@@ -61,20 +61,7 @@ struct advo *ctl_advo(struct ctl *c, char *err, size_t errlen)
     if (!r)
         return NULL;
     const struct cfg *g = c->cfg;
-    struct advo_conf conf = {
-        .base_url = cfg_str(g, "ADVOWARE_URL"),
-        .token_url = cfg_str(g, "ADVOWARE_TOKEN_URL"),
-        .app_id = cfg_str(g, "ADVOWARE_APP_ID"),
-        .api_key_b64 = cfg_str(g, "ADVOWARE_API_KEY"),
-        .kanzlei = cfg_str(g, "ADVOWARE_KANZLEI"),
-        .database = cfg_str(g, "ADVOWARE_DATABASE"),
-        .user = cfg_str(g, "ADVOWARE_USER"),
-        .password = cfg_str(g, "ADVOWARE_PASSWORD"),
-        .product = (int)cfg_int(g, "ADVOWARE_PRODUCT"),
-        .role = (int)cfg_int(g, "ADVOWARE_ROLE"),
-        .timeout_ms = (long)cfg_duration_ms(g, "HTTP_TIMEOUT_MS"),
-        .max_rps = cfg_double(g, "ADVOWARE_MAX_RPS"),
-    };
+    struct advo_conf conf = advo_conf_from_cfg(g);
     c->advo = advo_new(&conf, r, NULL, err, errlen);
     return c->advo;
 }

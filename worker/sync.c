@@ -109,20 +109,7 @@ void sync_conf_init(struct sync_conf *conf, const struct cfg *cfg, struct metric
     if (conf->mark_syncing) /* one more call per run, and a version step the run must follow */
         log_warn("SYNC_MARK_SYNCING=1 is not supported yet; runs do not write syncing");
     conf->timeout_ms = (long)cfg_duration_ms(cfg, "HTTP_TIMEOUT_MS");
-    conf->advo = (struct advo_conf){
-        .base_url = cfg_str(cfg, "ADVOWARE_URL"),
-        .token_url = cfg_str(cfg, "ADVOWARE_TOKEN_URL"),
-        .app_id = cfg_str(cfg, "ADVOWARE_APP_ID"),
-        .api_key_b64 = cfg_str(cfg, "ADVOWARE_API_KEY"),
-        .kanzlei = cfg_str(cfg, "ADVOWARE_KANZLEI"),
-        .database = cfg_str(cfg, "ADVOWARE_DATABASE"),
-        .user = cfg_str(cfg, "ADVOWARE_USER"),
-        .password = cfg_str(cfg, "ADVOWARE_PASSWORD"),
-        .product = (int)cfg_int(cfg, "ADVOWARE_PRODUCT"),
-        .role = (int)cfg_int(cfg, "ADVOWARE_ROLE"),
-        .timeout_ms = conf->timeout_ms,
-        .max_rps = cfg_double(cfg, "ADVOWARE_MAX_RPS"),
-    };
+    conf->advo = advo_conf_from_cfg(cfg);
     if (!st_zone_known(cfg_str(cfg, "ADVOWARE_TZ"))) { /* glibc would read it as UTC, silently */
         fprintf(stderr,
                 "vmh-worker: ADVOWARE_TZ: \"%s\" is no time zone of this system's "

@@ -81,6 +81,8 @@ import sys
 import tempfile
 import threading
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from pipeline import free_port, phone_key, register_webhooks  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("VMH_BIN_DIR", os.path.join(ROOT, "build", "bin"))
@@ -120,11 +122,6 @@ def say(*args):
 
 
 # ---- processes (as tests/demo/demo.py) -------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(prog, args, env=None, log_name=None, out=False):
@@ -300,15 +297,9 @@ class Stack:
                                                        "--user", "kanzlei-admin"])
         self.advo = self.sim("advoware-sim", sim_args)
         web, ops = free_port(), free_port()
-        secrets = []
-        for ev in ("create", "update", "delete"):
-            st, out = http_("POST", self.espo + "/api/v1/Webhook",
-                            {"event": "CBeteiligte." + ev, "skipOwn": True,
-                             "url": f"http://127.0.0.1:{web}/webhook/beteiligte/{ev}"},
-                            {"X-Api-Key": ESPO_KEY})
-            if st not in (200, 201):
-                raise SystemExit(f"chaos: webhook registration failed ({st})")
-            secrets.append(f"{out['id']}:{out['secretKey']}")
+        secrets = register_webhooks(http_, self.espo, ESPO_KEY, web)
+        if not secrets:
+            raise SystemExit("chaos: webhook registration failed")
         self.common = {"KAFKA_BROKERS": self.brokers,
                        "REDIS_URL": f"redis://127.0.0.1:{self.redis.port}",
                        "ESPOCRM_URL": self.espo, "ESPOCRM_API_KEY": ESPO_KEY,
@@ -316,7 +307,7 @@ class Stack:
         # the cron on a short interval: the retry scan and the fallback scan (dirty, failed due)
         start("vmh-producer", [], dict(self.common, WEBHOOK_LISTEN=f"127.0.0.1:{web}",
                                        METRICS_LISTEN=f"127.0.0.1:{ops}",
-                                       WEBHOOK_SECRETS=",".join(secrets), CRON_INTERVAL_S="3",
+                                       WEBHOOK_SECRETS=secrets, CRON_INTERVAL_S="3",
                                        CRON_RETRY_INTERVAL_S="1", CRON_BATCH="2000"))
         self.workers = []  # [process, metrics port, generation]
         for i in range(cfg["workers"]):
@@ -499,16 +490,6 @@ class Resyncer(threading.Thread):
 
 
 # ---- the people's model ----------------------------------------------------------------------
-
-def phone_key(value):
-    """A German phone number as the sync compares it (SPEC §5.4: E.164, national numbers in DE).
-    Enough for the numbers this run types."""
-    digits = "".join(c for c in (value or "") if c.isdigit() or c == "+")
-    if digits.startswith("00"):
-        return "+" + digits[2:]
-    if digits.startswith("0"):
-        return "+49" + digits[1:]
-    return digits
 
 
 def item_key(value, kind):

@@ -34,12 +34,13 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from pipeline import free_port, phone_key, register_webhooks  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("VMH_BIN_DIR", os.path.join(ROOT, "build", "bin"))
@@ -69,11 +70,6 @@ NAME_W = 21  # width of the phase-name column
 KZ_KIND = {1: "Office", 2: "Fax", 3: "Mobile", 4: "email", 5: "email", 6: "Home", 7: "Fax",
            8: "email", 9: "Other", 10: "Other", 11: "email", 12: "email"}
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(name, args, env=None, out=True):
@@ -153,21 +149,15 @@ class Stack:
                                                        "--user", "kanzlei-admin"])
         self.advo = self.sim("advoware-sim", sim_args)
         web, ops = free_port(), free_port()
-        secrets = []
-        for ev in ("create", "update", "delete"):
-            st, out = http("POST", self.espo + "/api/v1/Webhook",
-                           {"event": "CBeteiligte." + ev, "skipOwn": True,
-                            "url": f"http://127.0.0.1:{web}/webhook/beteiligte/{ev}"},
-                           {"X-Api-Key": ESPO_KEY})
-            if st not in (200, 201):
-                raise SystemExit(f"demo: webhook registration failed ({st})")
-            secrets.append(f"{out['id']}:{out['secretKey']}")
+        secrets = register_webhooks(http, self.espo, ESPO_KEY, web)
+        if not secrets:
+            raise SystemExit("demo: webhook registration failed")
         common = {"KAFKA_BROKERS": self.brokers, "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}",
                   "ESPOCRM_URL": self.espo, "ESPOCRM_API_KEY": ESPO_KEY, "LOG_FORMAT": "text",
                   "LOG_LEVEL": "error"}
         start("vmh-producer", [], dict(common, WEBHOOK_LISTEN=f"127.0.0.1:{web}",
                                       METRICS_LISTEN=f"127.0.0.1:{ops}",
-                                      WEBHOOK_SECRETS=",".join(secrets), CRON_INTERVAL_S="3",
+                                      WEBHOOK_SECRETS=secrets, CRON_INTERVAL_S="3",
                                       CRON_RETRY_INTERVAL_S="3", CRON_BATCH="1000"), out=False)
         self.worker_ports = [free_port(), free_port()]
         for port in self.worker_ports:
@@ -464,16 +454,6 @@ def main():
           "/", "every budget met" if budgets_ok else "a budget was exceeded")
     return 0 if consistent and budgets_ok else 1
 
-
-def phone_key(value):
-    """A German phone number as the sync compares it (SPEC §5.4: E.164, national numbers in
-    PHONE_DEFAULT_COUNTRY = DE). Enough for the demo's numbers; the product uses libphonenumber."""
-    digits = "".join(c for c in value if c.isdigit() or c == "+")
-    if digits.startswith("00"):
-        return "+" + digits[2:]
-    if digits.startswith("0"):
-        return "+49" + digits[1:]
-    return digits
 
 
 def komm_differences(ent, rec, skipped):
