@@ -7,7 +7,6 @@
  * dirty, the cron finds it. */
 #include "sync.h"
 
-#include "compare.h"
 #include "decide.h"
 #include "espo.h"
 #include "kommsync.h"
@@ -534,20 +533,17 @@ static enum step tell_conflicts(struct run *r, const struct merge_result *m, con
     return STEP_OK;
 }
 
-/* Plans the Kommunikation and validates what it would write. NULL with *s set on failure. */
-static struct ksync *plan_kommunikation(struct run *r, const json_t *advo_list,
-                                        const json_t *base_komm, bool create, bool espo_changed,
-                                        enum step *s)
+/* The Kommunikation of a create (every EspoCRM item is new: the record has no entries yet),
+ * validated. NULL with *s set on failure. (An update's plan comes from decide_make.) */
+static struct ksync *plan_create_kommunikation(struct run *r, enum step *s)
 {
     struct ksync_in in = {.entity = r->entity,
-                          .base_komm = base_komm,
-                          .advo_list = advo_list,
-                          .create = create,
-                          .espo_changed = espo_changed,
+                          .create = true,
+                          .espo_changed = true,
                           .phone_types = r->conf->phone_types,
                           .nphone_types = r->conf->pf.ntypes,
                           .default_type = r->conf->pf.default_type,
-                          .dir = r->scase == MCASE_CONFLICT ? KOMM_TO_ADVOWARE : KOMM_BOTH};
+                          .dir = KOMM_BOTH};
     struct ksync *ks = ksync_new(&in);
     if (!ks) {
         snprintf(r->err, sizeof r->err, "Kommunikation: out of memory");
@@ -578,8 +574,7 @@ static enum step create(struct run *r)
     enum step s = validate(r);
     if (s != STEP_OK)
         return s;
-    struct ksync *ks =
-        plan_kommunikation(r, NULL, NULL, true, true, &s); /* the new record has no entries */
+    struct ksync *ks = plan_create_kommunikation(r, &s);
     if (!ks)
         return s;
     if ((s = lock_step(r)) != STEP_OK) {
