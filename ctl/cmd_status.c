@@ -231,9 +231,28 @@ static void next_update(struct look *l, long long betnr, bool from_link, char *n
                   ctl_jstr(jstr(l->advo, "rowId")), "geaendertAm",
                   ctl_jstr(jstr(l->advo, "geaendertAm")), "entries",
                   (json_int_t)json_array_size(json_object_get(l->advo, "kommunikation"))));
+    /* the run's baseline (decide.h): with what the create posted and an earlier run's
+     * write-ahead baseline */
+    char based_on[33], err2[256];
+    json_t *ahead = NULL;
+    struct redis_client *r = ctl_redis(l->c, err2, sizeof err2);
+    decide_based_on(l->entity, based_on);
+    if (!r || store_ahead_get(r, l->id, based_on, &ahead, err2, sizeof err2) != 0) {
+        snprintf(next, len, "unknown: Redis did not answer (%s)", err2);
+        problem(l, "Redis: %s (the write-ahead baseline is unknown)", err2);
+        return;
+    }
+    bool from_ahead;
+    json_t *run_base =
+        decide_baseline(l->entity, from_link ? json_object_get(l->link, "posted") : NULL, ahead,
+                        l->advo, &from_ahead);
+    json_decref(ahead);
     struct decide d;
     struct decide_in in = decide_input(l, l->advo);
-    if (decide_make(&in, &d) != 0) {
+    in.baseline = run_base;
+    int made = decide_make(&in, &d);
+    json_decref(run_base);
+    if (made != 0) {
         snprintf(next, len, "unknown (out of memory)");
         return;
     }
@@ -241,8 +260,13 @@ static void next_update(struct look *l, long long betnr, bool from_link, char *n
     json_object_set_new(
         l->doc, "baseline",
         base
-            ? json_pack("{s:b,s:o,s:o,s:I}", "present", 1, "rowId", ctl_jstr(jstr(base, "rowId")),
-                        "kommHash", ctl_jstr(jstr(base, "kommHash")), "entries",
+            ? json_pack("{s:b,s:s,s:o,s:o,s:I}", "present", 1, "from",
+                        from_ahead ? "write-ahead (an earlier run's final PUT did not happen)"
+                        : jstr(l->entity, SF_ADVOWARE_SYNC_BASELINE)
+                            ? "EspoCRM"
+                            : "link (what the create posted)",
+                        "rowId", ctl_jstr(jstr(base, "rowId")), "kommHash",
+                        ctl_jstr(jstr(base, "kommHash")), "entries",
                         (json_int_t)json_array_size(json_object_get(base, "komm")))
             : json_pack("{s:b,s:s,s:b,s:b}", "present", 0, "decides", "fallback (SPEC 5.2)",
                         "espocrmChanged", d.fb.espo_changed, "advowareChanged", d.fb.advo_changed));

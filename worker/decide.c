@@ -5,6 +5,7 @@
 #include "compare.h"
 #include "syncfields.h"
 #include "synctime.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -34,6 +35,28 @@ static void compare_input(const struct decide_in *in, struct cmp_input *c)
     if (ma)
         st_parse_espo(ma, &c->modified_at);
     c->has_geaendert = ga && st_parse_advo(ga, &c->geaendert_am) == 0;
+}
+
+void decide_based_on(const json_t *entity, char out[33])
+{
+    const char *t = jstr(entity, SF_ADVOWARE_SYNC_BASELINE);
+    util_md5_hex(t ? t : "", t ? strlen(t) : 0, out, 32);
+}
+
+json_t *decide_baseline(const json_t *entity, const json_t *posted, const json_t *ahead,
+                        const json_t *advo, bool *from_ahead)
+{
+    *from_ahead = false;
+    json_t *base = merge_baseline_parse(jstr(entity, SF_ADVOWARE_SYNC_BASELINE));
+    if (!base && json_is_object(posted))
+        base = json_pack("{s:O}", "fields", posted);
+    json_t *resolved = base && ahead ? merge_pending_resolve(ahead, advo) : NULL;
+    if (resolved) {
+        json_decref(base);
+        *from_ahead = true;
+        return resolved;
+    }
+    return base;
 }
 
 int decide_make(const struct decide_in *in, struct decide *out)

@@ -41,6 +41,19 @@ struct decide {
     struct ksync *ks;         /* the Kommunikation plan */
 };
 
+/* The key of an earlier run's write-ahead baseline (store_ahead_get): the MD5 hex of the
+ * entity's advowareSyncBaseline text (empty when it has none). */
+void decide_based_on(const json_t *entity, char out[33]);
+
+/* The baseline a party's next update run decides with (SPEC §5.2): advowareSyncBaseline; without
+ * one, what a create POSTed (posted, from the link: the create's final PUT did not happen). An
+ * earlier run's write-ahead baseline (ahead, store_ahead_get under decide_based_on; NULL: none)
+ * resolved against Advoware as it is now (advo) replaces it (merge.h). New reference, or NULL
+ * when there is none (the fallback decides); *from_ahead tells whether ahead was used. The run
+ * and vmhctl status both take their baseline from here. */
+json_t *decide_baseline(const json_t *entity, const json_t *posted, const json_t *ahead,
+                        const json_t *advo, bool *from_ahead);
+
 /* Decides. 0, or -1 when out of memory (out is then empty). */
 int decide_make(const struct decide_in *in, struct decide *out);
 void decide_free(struct decide *d);

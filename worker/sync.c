@@ -647,23 +647,6 @@ static enum step create(struct run *r)
     return s;
 }
 
-/* The write-ahead baseline of an earlier run whose final PUT did not happen (merge.h): resolved
- * against Advoware as it is now, it replaces *baseline. 0, or -1 on a Redis error. */
-static int ahead_resolve(struct run *r, const json_t *advo, json_t **baseline)
-{
-    json_t *ahead = NULL;
-    if (store_ahead_get(r->ctx->redis, r->id, r->based_on, &ahead, r->err, sizeof r->err) != 0)
-        return -1;
-    json_t *resolved = ahead ? merge_pending_resolve(ahead, advo) : NULL;
-    json_decref(ahead);
-    if (resolved) {
-        json_decref(*baseline);
-        *baseline = resolved;
-        r->ahead = true;
-    }
-    return 0;
-}
-
 /* Before the run's first Advoware write: what the baseline becomes once the writes landed,
  * each item tentative until Advoware shows it (merge.h). */
 static enum step write_ahead(struct run *r, const json_t *baseline, const struct ksync *ks)
@@ -703,18 +686,20 @@ static enum step update(struct run *r)
                         !syncfields_status_is(st, SF_STATUS_PENDING_SYNC) &&
                         !syncfields_status_is(st, SF_STATUS_CLEAN) && pending_get(r);
     /* SPEC §5.2: values decide, field by field, against what both systems agreed on after the
-     * last successful run; without a baseline the fallback decides once. */
-    const char *btext = jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE);
-    json_t *baseline = merge_baseline_parse(btext);
-    if (!baseline && json_is_object(r->posted)) /* SPEC §5.2: after a CREATE, B is what was
-                                                   posted, even when its final PUT failed */
-        baseline = json_pack("{s:O}", "fields", r->posted);
-    util_md5_hex(btext ? btext : "", btext ? strlen(btext) : 0, r->based_on, 32);
-    if (baseline && ahead_resolve(r, advo, &baseline) != 0) {
-        json_decref(baseline);
+     * last successful run (after a CREATE: what was posted, even when its final PUT failed),
+     * with what an earlier run wrote ahead of its failed final PUT; without a baseline the
+     * fallback decides once. */
+    decide_based_on(r->entity, r->based_on);
+    json_t *ahead = NULL;
+    if (store_ahead_get(r->ctx->redis, r->id, r->based_on, &ahead, r->err, sizeof r->err) != 0) {
         json_decref(advo);
         return STEP_ESPO_DOWN; /* Redis: never decide without what an earlier run wrote */
     }
+    bool from_ahead;
+    json_t *baseline = decide_baseline(r->entity, r->posted, ahead, advo, &from_ahead);
+    json_decref(ahead);
+    if (from_ahead)
+        r->ahead = true;
     /* the decisions, as vmhctl status shows them (decide.h) */
     struct decide d;
     struct decide_in din = {.entity = r->entity,

@@ -30,7 +30,10 @@
 #include <string.h>
 
 #include "kafka.h"
+#include "decide.h"
 #include "lock.h"
+#include "merge.h"
+#include "store.h"
 
 #define OUT_MAX (512 * 1024)
 #define ENV_MAX 24
@@ -671,6 +674,62 @@ static void test_status_plan_and_unlock(void **state)
     redis_client_free(rc);
 }
 
+/* A worker was killed after its Advoware PUT and before its final EspoCRM PUT; meanwhile the
+ * person reverted the edit the run pushed. status decides as the next run will: with the run's
+ * write-ahead baseline (Advoware holds the pushed value: it landed), the revert is an EspoCRM
+ * edit to push, not an Advoware edit to pull. The run, once unlocked, does just that. */
+static void test_status_uses_the_write_ahead_baseline(void **state)
+{
+    (void)state;
+    char id[64], key[LOCK_KEY_MAX], err[256], path[160], based_on[33];
+    long long betnr, v;
+    ss_synced_entity("{\"name\":\"Voraus GmbH\",\"vorname\":\"Max\"}", id, sizeof id, &betnr, &v);
+    struct redis_client *rc = th_redis_client(&ss.redis);
+    assert_int_equal(lock_key(id, key, sizeof key), 0);
+    assert_int_equal(redis_set(rc, key, "gone-worker-2:9", 120000, err, sizeof err), 0);
+    /* what the killed run wrote ahead, then into Advoware: vorname Moritz */
+    json_t *e = ss_espo_state(id);
+    json_t *base = merge_baseline_parse(ss_str(e, "advowareSyncBaseline"));
+    json_t *fields = merge_fields_of(e);
+    json_object_set_new(fields, "vorname", json_string("Moritz"));
+    json_t *ahead = merge_pending_make(base, fields, NULL);
+    decide_based_on(e, based_on);
+    assert_int_equal(store_ahead_set(rc, id, based_on, ahead, err, sizeof err), 0);
+    json_decref(ahead);
+    json_decref(fields);
+    json_decref(base);
+    json_decref(e);
+    snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld", betnr);
+    json_decref(ss_call(&ss.advo, "PUT", path, "{\"vorname\":\"Moritz\"}"));
+    /* the person typed Moritz (the run's reason), then went back to Max */
+    ss_ui_update(id, "{\"vorname\":\"Moritz\"}");
+    ss_ui_update(id, "{\"vorname\":\"Max\"}");
+
+    struct env env;
+    char *out;
+    env_stack(&env);
+    assert_int_equal(vmhctl(&env, &out, "status", id, "--json", NULL), 1);
+    json_t *doc = answer(out);
+    free(out);
+    assert_non_null(strstr(str(json_object_get(doc, "baseline"), "from"), "write-ahead"));
+    const json_t *vorname = find(json_object_get(doc, "fields"), "field", "vorname");
+    assert_string_equal(str(vorname, "baseline"), "Moritz");
+    assert_string_equal(str(vorname, "action"), "push → Advoware");
+    assert_null(strstr(str(doc, "nextRun"), "overwritten"));
+    json_decref(doc);
+
+    assert_int_equal(vmhctl(&env, &out, "unlock", id, NULL), 0);
+    free(out);
+    json_decref(ss_wait_status(id, "clean", v + 1));
+    json_t *a = ss_advo_state(betnr);
+    assert_string_equal(ss_str(a, "vorname"), "Max");
+    json_decref(a);
+    e = ss_espo_state(id);
+    assert_string_equal(ss_str(e, "vorname"), "Max");
+    json_decref(e);
+    redis_client_free(rc);
+}
+
 /* reset (the seed's manual reset of a permanently failed party) makes the party dirty with its
  * retry count at 0 (a PUT with X-Version-Number); vmhctl scan runs the cron's own fallback scan,
  * which finds it; the worker syncs it. */
@@ -918,6 +977,7 @@ int main(void)
     const struct CMUnitTest stack[] = {
         cmocka_unit_test(test_doctor_all_ok_on_the_stack),
         cmocka_unit_test(test_status_plan_and_unlock),
+        cmocka_unit_test(test_status_uses_the_write_ahead_baseline),
         cmocka_unit_test(test_reset_and_scan),
         cmocka_unit_test(test_resync_runs_a_failed_party_now),
         cmocka_unit_test(test_link_and_create),

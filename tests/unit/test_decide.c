@@ -124,6 +124,67 @@ static void test_fallback_without_baseline(void **state)
     }
 }
 
+/* The run's baseline (decide_baseline): the entity's; else what a create posted; an earlier
+ * run's write-ahead baseline resolved against Advoware replaces either; nothing without one. */
+static void test_run_baseline(void **state)
+{
+    (void)state;
+    char *text = baseline_of("Max");
+    json_t *posted = json_pack("{s:s,s:s}", "name", "Muster GmbH", "vorname", "Gepostet");
+    json_t *b0 = merge_baseline_parse(text);
+    json_t *pushed = json_pack("{s:s,s:s}", "name", "Muster GmbH", "vorname", "Moritz");
+    json_t *ahead = merge_pending_make(b0, pushed, NULL); /* the run pushed vorname Moritz */
+    json_t *landed = record("R2", "Moritz"), *lost = record("R1", "Max");
+    static const struct {
+        bool base, posted, ahead, landed;
+        const char *want; /* vorname of the baseline, NULL: none */
+        bool from_ahead;
+    } cases[] = {
+        {true, false, false, false, "Max", false},
+        {false, true, false, false, "Gepostet", false},
+        {false, false, false, false, NULL, false},
+        {false, false, true, true, NULL, false},   /* without a baseline there is nothing ahead */
+        {true, false, true, true, "Moritz", true}, /* the push landed, its answer was lost */
+        {true, false, true, false, "Max", true},   /* it did not land: the value before stands */
+        {false, true, true, false, "Max", true},   /* the create's PUT and a run after it */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *e = entity("failed", "Moritz", cases[i].base ? text : NULL);
+        bool from;
+        json_t *b =
+            decide_baseline(e, cases[i].posted ? posted : NULL, cases[i].ahead ? ahead : NULL,
+                            cases[i].landed ? landed : lost, &from);
+        const char *got =
+            json_string_value(json_object_get(json_object_get(b, "fields"), "vorname"));
+        if (cases[i].want ? !got || strcmp(got, cases[i].want) != 0 : b != NULL)
+            fail_msg("case %zu: vorname %s, want %s", i, got ? got : "(none)",
+                     cases[i].want ? cases[i].want : "(none)");
+        assert_int_equal(from, cases[i].from_ahead);
+        json_decref(b);
+        json_decref(e);
+    }
+    /* the write-ahead key follows the baseline's text: a final PUT since makes it stale */
+    char k1[33], k2[33], k3[33];
+    json_t *e1 = entity("clean", "Max", text), *e2 = entity("clean", "Max", NULL);
+    json_t *e3 = entity("clean", "Max", "{\"v\":1,\"fields\":{}}");
+    decide_based_on(e1, k1);
+    decide_based_on(e2, k2);
+    decide_based_on(e3, k3);
+    assert_int_equal(strlen(k1), 32);
+    assert_string_equal(k2, "d41d8cd98f00b204e9800998ecf8427e"); /* MD5 of "" */
+    assert_string_not_equal(k1, k3);
+    json_decref(e1);
+    json_decref(e2);
+    json_decref(e3);
+    json_decref(landed);
+    json_decref(lost);
+    json_decref(ahead);
+    json_decref(pushed);
+    json_decref(b0);
+    json_decref(posted);
+    free(text);
+}
+
 int main(void)
 {
     phone_set_default_region("DE");
@@ -131,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_create_plans_entries_as_new),
         cmocka_unit_test(test_baseline_decides_by_values),
         cmocka_unit_test(test_fallback_without_baseline),
+        cmocka_unit_test(test_run_baseline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
