@@ -243,9 +243,7 @@ static void next_update(struct look *l, long long betnr, bool from_link, char *n
         return;
     }
     bool from_ahead;
-    json_t *run_base =
-        decide_baseline(l->entity, from_link ? json_object_get(l->link, "posted") : NULL, ahead,
-                        l->advo, &from_ahead);
+    json_t *run_base = decide_baseline(l->entity, l->link, ahead, l->advo, &from_ahead);
     json_decref(ahead);
     struct decide d;
     struct decide_in in = decide_input(l, l->advo);

@@ -43,12 +43,15 @@ void decide_based_on(const json_t *entity, char out[33])
     util_md5_hex(t ? t : "", t ? strlen(t) : 0, out, 32);
 }
 
-json_t *decide_baseline(const json_t *entity, const json_t *posted, const json_t *ahead,
+json_t *decide_baseline(const json_t *entity, const json_t *link, const json_t *ahead,
                         const json_t *advo, bool *from_ahead)
 {
     *from_ahead = false;
     json_t *base = merge_baseline_parse(jstr(entity, SF_ADVOWARE_SYNC_BASELINE));
-    if (!base && json_is_object(posted))
+    json_int_t betnr = json_integer_value(json_object_get(entity, SF_BETNR));
+    json_t *posted = json_object_get(link, "posted");
+    if (!base && json_is_object(posted) &&
+        (betnr <= 0 || json_integer_value(json_object_get(link, "betnr")) == betnr))
         base = json_pack("{s:O}", "fields", posted);
     json_t *resolved = base && ahead ? merge_pending_resolve(ahead, advo) : NULL;
     if (resolved) {

@@ -46,12 +46,13 @@ struct decide {
 void decide_based_on(const json_t *entity, char out[33]);
 
 /* The baseline a party's next update run decides with (SPEC §5.2): advowareSyncBaseline; without
- * one, what a create POSTed (posted, from the link: the create's final PUT did not happen). An
- * earlier run's write-ahead baseline (ahead, store_ahead_get under decide_based_on; NULL: none)
- * resolved against Advoware as it is now (advo) replaces it (merge.h). New reference, or NULL
- * when there is none (the fallback decides); *from_ahead tells whether ahead was used. The run
- * and vmhctl status both take their baseline from here. */
-json_t *decide_baseline(const json_t *entity, const json_t *posted, const json_t *ahead,
+ * one, what the create POSTed when the party's link (store.h; NULL: none) is of the same betNr
+ * (or EspoCRM has none yet): the create's final PUT did not happen, a failure's status write may
+ * have carried its betnr. An earlier run's write-ahead baseline (ahead, store_ahead_get under
+ * decide_based_on; NULL: none) resolved against Advoware as it is now (advo) replaces it
+ * (merge.h). New reference, or NULL when there is none (the fallback decides); *from_ahead tells
+ * whether ahead was used. The run and vmhctl status both take their baseline from here. */
+json_t *decide_baseline(const json_t *entity, const json_t *link, const json_t *ahead,
                         const json_t *advo, bool *from_ahead);
 
 /* Decides. 0, or -1 when out of memory (out is then empty). */

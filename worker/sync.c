@@ -49,10 +49,11 @@ struct run {
     json_t *agreed_komm;     /* the entries they hold (the baseline's "komm"); NULL: unknown */
     const char *cred_system; /* STEP_CREDENTIALS: "EspoCRM" or "Advoware" */
     bool deleted;            /* the run took the deletion path (EspoCRM 404) */
-    json_t *posted;    /* the fields a create POSTed, from the link, while EspoCRM lacks betnr */
-    char based_on[33]; /* MD5 of the EspoCRM baseline's text the run started from */
-    bool ahead;        /* a write-ahead baseline was used or written: cleared after the PUT */
-    bool auto_reset;   /* a cron auto_reset: the retry count starts over */
+    json_t *link;            /* the link (store.h) of a party without betnr or without a baseline: a
+                                create's final PUT may not have happened (its betnr, what it posted) */
+    char based_on[33];       /* MD5 of the EspoCRM baseline's text the run started from */
+    bool ahead;              /* a write-ahead baseline was used or written: cleared after the PUT */
+    bool auto_reset;         /* a cron auto_reset: the retry count starts over */
     long long betnr;
     char err[512];
     char skipped[512]; /* Advoware entries EspoCRM cannot take, for syncErrorMessage */
@@ -696,7 +697,7 @@ static enum step update(struct run *r)
         return STEP_ESPO_DOWN; /* Redis: never decide without what an earlier run wrote */
     }
     bool from_ahead;
-    json_t *baseline = decide_baseline(r->entity, r->posted, ahead, advo, &from_ahead);
+    json_t *baseline = decide_baseline(r->entity, r->link, ahead, advo, &from_ahead);
     json_decref(ahead);
     if (from_ahead)
         r->ahead = true;
@@ -975,8 +976,8 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     json_decref(r->put);
     json_decref(r->agreed);
     json_decref(r->agreed_komm);
-    json_decref(r->posted);
-    r->posted = NULL;
+    json_decref(r->link);
+    r->link = NULL;
     r->entity = NULL;
     r->agreed = NULL;
     r->agreed_komm = NULL;
@@ -1018,16 +1019,16 @@ static enum step attempt(struct run *r, const struct wk_event *ev, size_t n)
     }
 
     enum step s;
-    if (r->betnr <= 0) {
-        json_t *link = NULL; /* a POST whose final PUT never happened */
-        if (link_get(r, &link) != 0)
+    /* A create whose final PUT never happened: the link has its betnr (a failure's status
+     * write may have carried it) and what it posted, the baseline (SPEC §5.2). */
+    if (r->betnr <= 0 || !jstr(r->entity, SF_ADVOWARE_SYNC_BASELINE)) {
+        if (link_get(r, &r->link) != 0)
             return STEP_ESPO_DOWN; /* a Redis error is not "no link": no second POST */
-        r->betnr = json_integer_value(json_object_get(link, "betnr"));
-        json_decref(r->posted); /* a create whose final PUT never happened: what it posted */
-        r->posted = json_incref(json_object_get(link, "posted"));
-        json_decref(link);
-        if (r->betnr > 0)
-            json_object_set_new(r->put, SF_BETNR, json_integer(r->betnr));
+        if (r->betnr <= 0) {
+            r->betnr = json_integer_value(json_object_get(r->link, "betnr"));
+            if (r->betnr > 0)
+                json_object_set_new(r->put, SF_BETNR, json_integer(r->betnr));
+        }
     }
     s = r->betnr > 0 ? update(r) : create(r);
     if ((s == STEP_TRANSIENT || s == STEP_PERMANENT || s == STEP_GONE) &&
@@ -1151,7 +1152,7 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
         json_decref(r.put);
         json_decref(r.agreed);
         json_decref(r.agreed_komm);
-        json_decref(r.posted);
+        json_decref(r.link);
         ctx->retry_after_ms = conf->cred_recheck_ms;
         return WK_RETRY;
     }
@@ -1171,7 +1172,7 @@ enum wk_result sync_run(void *ud, struct wk_ctx *ctx, const char *entity_id,
     json_decref(r.put);
     json_decref(r.agreed);
     json_decref(r.agreed_komm);
-    json_decref(r.posted);
+    json_decref(r.link);
     return WK_DONE;
 
 espo_down:
@@ -1181,7 +1182,7 @@ espo_down:
     json_decref(r.put);
     json_decref(r.agreed);
     json_decref(r.agreed_komm);
-    json_decref(r.posted);
+    json_decref(r.link);
     metric_inc(conf->errors, "espo_down");
     if (ctx->attempt >= ESPO_GIVE_UP_AFTER) {
         log_warn("EspoCRM unreachable; giving up on the entity (the cron finds it again)",

@@ -59,6 +59,15 @@ struct fm_op {
 #define FM_BASE_PHONES "{\"" FM_P1_E "\":\"Office\",\"" FM_M1_E "\":\"Mobile\"}"
 #define FM_BASE_EMAILS "[\"" FM_MAIL1 "\"]"
 
+/* A later edit (fm_scenario.later) of a field no scenario edits otherwise, and what it makes. */
+#define FM_LATER                                                                                   \
+    {                                                                                              \
+        {                                                                                          \
+            FM_ADVO_FIELDS, NULL, "{\"zusatz\":\"Spaeter\"}"                                       \
+        }                                                                                          \
+    }
+#define FM_LATER_FIELDS "{\"zusatz\":\"Spaeter\"}"
+
 /* The state every cell must end in, besides the invariants. */
 struct fm_expect {
     const char *fields;   /* JSON object: EspoCRM attributes the party must have */
@@ -70,6 +79,8 @@ struct fm_expect {
                              named in syncErrorMessage */
     const char *conflict; /* the Advoware value a conflict overwrote (NULL: no conflict) */
     bool slot_reused;     /* the new entry took the starting state's slot (same entry id) */
+    const char *later_fields; /* JSON object: EspoCRM attributes the later edits made (checked
+                                 when they were made) */
 };
 
 struct fm_scenario {
@@ -80,6 +91,9 @@ struct fm_scenario {
     struct fm_op edits[FM_MAX_OPS];   /* what people do before the run under test (Advoware
                                          first, then EspoCRM, whose webhook starts the run; else
                                          the cron's stale_clean check starts it) */
+    struct fm_op later[FM_MAX_OPS];   /* Advoware edits after the run under test ended, failed
+                                         or not, before the recovery: made once the party's
+                                         betNr is known (EspoCRM's, else the link's) */
     struct fm_expect expect;
 };
 

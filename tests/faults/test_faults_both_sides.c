@@ -15,10 +15,12 @@ static const struct fm_scenario different_fields = {
     .base = FM_BASE,
     .edits = {{FM_ADVO_FIELDS, NULL, "{\"titel\":\"Prof.\"}"},
               {FM_ESPO, NULL, "{\"vorname\":\"Vanessa\"}"}},
+    .later = FM_LATER,
     .expect = {.fields = "{\"vorname\":\"Vanessa\",\"titel\":\"Prof.\"}",
                .phones = FM_BASE_PHONES,
                .emails = FM_BASE_EMAILS,
-               .entries = 3},
+               .entries = 3,
+               .later_fields = FM_LATER_FIELDS},
 };
 
 static const struct fm_scenario same_field = {

@@ -19,17 +19,24 @@ static const struct fm_scenario var1 = {
                "\"primary\":true},{\"phoneNumber\":\"" FM_M1 "\",\"type\":\"Mobile\","
                "\"primary\":false},{\"phoneNumber\":\"+49 171 2345678\",\"type\":\"Mobile\","
                "\"primary\":false}]}"}},
+    .later = FM_LATER,
     .expect = {.phones = "{\"" FM_P1_E "\":\"Office\",\"" FM_M1_E "\":\"Mobile\","
                          "\"+491712345678\":\"Mobile\"}",
                .emails = FM_BASE_EMAILS,
-               .entries = 4},
+               .entries = 4,
+               .later_fields = FM_LATER_FIELDS},
 };
 
 static const struct fm_scenario var2 = {
     .name = "var2_deleted_in_espocrm",
     .base = FM_BASE,
     .edits = {{FM_ESPO, NULL, NO_EMAILS}},
-    .expect = {.phones = FM_BASE_PHONES, .emails = "[]", .entries = 3, .slots = 1},
+    .later = FM_LATER,
+    .expect = {.phones = FM_BASE_PHONES,
+               .emails = "[]",
+               .entries = 3,
+               .slots = 1,
+               .later_fields = FM_LATER_FIELDS},
 };
 
 static const struct fm_scenario var5 = {
@@ -39,9 +46,11 @@ static const struct fm_scenario var5 = {
                "{\"phoneNumberData\":[{\"phoneNumber\":\"+49 511 7654321\",\"type\":\"Office\","
                "\"primary\":true},{\"phoneNumber\":\"" FM_M1 "\",\"type\":\"Mobile\","
                "\"primary\":false}]}"}},
+    .later = FM_LATER,
     .expect = {.phones = "{\"+495117654321\":\"Office\",\"" FM_M1_E "\":\"Mobile\"}",
                .emails = FM_BASE_EMAILS,
-               .entries = 3},
+               .entries = 3,
+               .later_fields = FM_LATER_FIELDS},
 };
 
 static const struct fm_scenario slot_reuse = {
@@ -51,10 +60,12 @@ static const struct fm_scenario slot_reuse = {
     .edits = {{FM_ESPO, NULL,
                "{\"emailAddressData\":[{\"emailAddress\":\"kanzlei@matrix-kanzlei.de\","
                "\"primary\":true}]}"}},
+    .later = FM_LATER,
     .expect = {.phones = FM_BASE_PHONES,
                .emails = "[\"kanzlei@matrix-kanzlei.de\"]",
                .entries = 3,
-               .slot_reused = true},
+               .slot_reused = true,
+               .later_fields = FM_LATER_FIELDS},
 };
 
 static void test_var1_new_in_espocrm(void **state)

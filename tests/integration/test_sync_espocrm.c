@@ -164,6 +164,41 @@ static void test_entry_espocrm_rejects_is_skipped_and_told_once(void **state)
     json_decref(e);
 }
 
+/* SPEC §5.2: after a CREATE the baseline is what was posted, even when the final PUT did not
+ * happen. Here the create's Kommunikation POST fails: its failure writes the status and the
+ * betnr, no baseline. An Advoware edit before the retry is taken over, not a conflict (a chaos
+ * run found the retry deciding without a baseline: a false "Konflikt gelöst" that overwrote the
+ * Advoware edit). */
+static void test_create_failed_after_its_post_keeps_the_posted_baseline(void **state)
+{
+    (void)state;
+    char id[64], path[128];
+    ss_fault(&ss.advo, "POST", A_KOMMS, 503, 1);
+    ss_ui_create("{\"name\":\"Halb Angelegt GmbH\",\"phoneNumberData\":[{\"phoneNumber\":"
+                 "\"+4951166666\",\"type\":\"Office\",\"primary\":true}]}",
+                 id, sizeof id);
+    json_t *e = ss_wait_status(id, "failed", 0);
+    long long betnr = json_integer_value(json_object_get(e, "betnr"));
+    long long v = json_integer_value(json_object_get(e, "versionNumber"));
+    assert_true(betnr > 0);
+    assert_true(json_is_null(json_object_get(e, "advowareSyncBaseline")) ||
+                !*ss_str(e, "advowareSyncBaseline"));
+    json_decref(e);
+    long conflicts = ss_notifications_with("Konflikt");
+    snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld", betnr);
+    json_decref(ss_call(&ss.advo, "PUT", path, "{\"zusatz\":\"aus Advoware\"}"));
+    ss_sync_check(id, "failed"); /* the retry scan */
+    e = ss_wait_status(id, "clean", v);
+    assert_string_equal(ss_str(e, "zusatz"), "aus Advoware");
+    assert_non_null(espo_phone(e, "+4951166666"));
+    json_decref(e);
+    json_t *a = ss_advo_state(betnr);
+    assert_string_equal(ss_str(a, "zusatz"), "aus Advoware");
+    json_decref(a);
+    ss_settle();
+    assert_int_equal(ss_notifications_with("Konflikt"), conflicts);
+}
+
 /* SPEC §3.1 "Backoff holds": a webhook run (an echo, a duplicate) never retries a failed party
  * early; the retry scan does. */
 static void test_backoff_holds_against_webhook_runs(void **state)
@@ -450,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_backoff_holds_against_webhook_runs),
         cmocka_unit_test(test_edit_after_failure_restarts_retry_count),
         cmocka_unit_test(test_advoware_entry_edits_survive_a_failed_final_put),
+        cmocka_unit_test(test_create_failed_after_its_post_keeps_the_posted_baseline),
         cmocka_unit_test(test_status_write_409_is_written_again),
         cmocka_unit_test(test_uncertain_create_is_never_repeated),
         cmocka_unit_test(test_run_that_lost_its_lock_writes_nothing),

@@ -130,30 +130,37 @@ static void test_run_baseline(void **state)
 {
     (void)state;
     char *text = baseline_of("Max");
-    json_t *posted = json_pack("{s:s,s:s}", "name", "Muster GmbH", "vorname", "Gepostet");
+    /* the link of the create: its betNr (the entity's) and what it posted; another betNr's */
+    json_t *posted = json_pack("{s:I,s:{s:s,s:s}}", "betnr", (json_int_t)100001, "posted", "name",
+                               "Muster GmbH", "vorname", "Gepostet");
+    json_t *other = json_pack("{s:I,s:{s:s,s:s}}", "betnr", (json_int_t)100002, "posted", "name",
+                              "Muster GmbH", "vorname", "Anderer");
     json_t *b0 = merge_baseline_parse(text);
     json_t *pushed = json_pack("{s:s,s:s}", "name", "Muster GmbH", "vorname", "Moritz");
     json_t *ahead = merge_pending_make(b0, pushed, NULL); /* the run pushed vorname Moritz */
     json_t *landed = record("R2", "Moritz"), *lost = record("R1", "Max");
     static const struct {
-        bool base, posted, ahead, landed;
+        bool base;
+        int link; /* 0: none, 1: the create's, 2: another betNr's */
+        bool ahead, landed;
         const char *want; /* vorname of the baseline, NULL: none */
         bool from_ahead;
     } cases[] = {
-        {true, false, false, false, "Max", false},
-        {false, true, false, false, "Gepostet", false},
-        {false, false, false, false, NULL, false},
-        {false, false, true, true, NULL, false},   /* without a baseline there is nothing ahead */
-        {true, false, true, true, "Moritz", true}, /* the push landed, its answer was lost */
-        {true, false, true, false, "Max", true},   /* it did not land: the value before stands */
-        {false, true, true, false, "Max", true},   /* the create's PUT and a run after it */
+        {true, 0, false, false, "Max", false},
+        {false, 1, false, false, "Gepostet", false},
+        {false, 0, false, false, NULL, false},
+        {false, 0, true, true, NULL, false},   /* without a baseline there is nothing ahead */
+        {true, 0, true, true, "Moritz", true}, /* the push landed, its answer was lost */
+        {true, 0, true, false, "Max", true},   /* it did not land: the value before stands */
+        {false, 1, true, false, "Max", true},  /* the create's PUT and a run after it */
+        {false, 2, false, false, NULL, false}, /* a link of another betNr */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *e = entity("failed", "Moritz", cases[i].base ? text : NULL);
         bool from;
-        json_t *b =
-            decide_baseline(e, cases[i].posted ? posted : NULL, cases[i].ahead ? ahead : NULL,
-                            cases[i].landed ? landed : lost, &from);
+        const json_t *link = cases[i].link == 1 ? posted : cases[i].link == 2 ? other : NULL;
+        json_t *b = decide_baseline(e, link, cases[i].ahead ? ahead : NULL,
+                                    cases[i].landed ? landed : lost, &from);
         const char *got =
             json_string_value(json_object_get(json_object_get(b, "fields"), "vorname"));
         if (cases[i].want ? !got || strcmp(got, cases[i].want) != 0 : b != NULL)
@@ -182,6 +189,7 @@ static void test_run_baseline(void **state)
     json_decref(pushed);
     json_decref(b0);
     json_decref(posted);
+    json_decref(other);
     free(text);
 }
 
