@@ -46,6 +46,13 @@ static const struct kafka_setting consumer_settings[] = {
     {"queued.min.messages", "1000"},
     /* Consumer lag per partition comes from librdkafka's statistics. */
     {"statistics.interval.ms", "5000"},
+    /* A worker killed without leaving the group (OOM kill, kill -9, a lost node) holds its
+     * partitions, and every rebalance of the group, until the group drops it: librdkafka's 45 s
+     * default did so twice per kill in the chaos run. 10 s (a heartbeat every 3 s; Kafka's
+     * group.min.session.timeout.ms is 6 s) is near LOCK_TTL_MS, which bounds the dead run's
+     * lock. Heartbeats come from librdkafka's own thread: long syncs do not miss them. */
+    {"session.timeout.ms", "10000"},
+    {"heartbeat.interval.ms", "3000"},
 };
 
 #define KAFKA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -94,6 +94,8 @@ static void test_fixed_settings(void **state)
         {true, "enable.auto.offset.store", "false"},
         {true, "enable.auto.commit", "true"},
         {true, "auto.offset.reset", "smallest"}, /* librdkafka's spelling of "earliest" */
+        {true, "session.timeout.ms", "10000"},
+        {true, "heartbeat.interval.ms", "3000"},
     };
     char err[512], buf[256];
     (void)state;
