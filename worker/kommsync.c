@@ -2,6 +2,7 @@
 #include "kommsync.h"
 
 #include "log.h"
+#include "marker.h"
 #include "syncfields.h"
 #include "util.h"
 
@@ -20,6 +21,7 @@ struct ksync {
     struct komm_advo *advo;
     size_t nadvo;
     json_t *base_komm; /* the stored baseline's entries (a reference), NULL */
+    json_t *prior;     /* without them: the entries the markers name (ksync_prior) */
     struct komm_base *base;
     size_t nbase;
     char **types; /* the entity's phone types (copies) */
@@ -132,6 +134,34 @@ static int read_base(struct ksync *ks, const json_t *komm)
     return 0;
 }
 
+static int add_base(json_t *out, long long id, int kz, const char *value);
+
+/* Without a stored baseline: the entries whose markers say both systems held a value
+ * (ksync_prior). NULL when out of memory. */
+static json_t *markers_prior(const struct ksync *ks)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(ks->advo_list, i, e)
+    {
+        struct marker m;
+        if (!out || marker_parse(jstr(e, "bemerkung"), &m) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+        int rc = m.kind == MARKER_VALUE && m.value && *m.value
+                     ? add_base(out, json_integer_value(json_object_get(e, "id")), m.kz, m.value)
+                     : 0;
+        marker_free(&m);
+        if (rc != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 /* kommunikationHash of the rowIds as they are now (the GET's, PUT answers, POSTed entries). */
 static int current_hash(const struct ksync *ks, char out[17])
 {
@@ -177,7 +207,9 @@ struct ksync *ksync_new(const struct ksync_in *in)
         ks->stored_hash = NULL;
     char hash[17];
     if (copy_types(ks, in) != 0 || read_espo(ks) != 0 || read_advo(ks) != 0 ||
-        read_base(ks, in->base_komm) != 0 || current_hash(ks, hash) != 0) {
+        read_base(ks, in->base_komm) != 0 || current_hash(ks, hash) != 0 ||
+        (!ks->base_komm && !in->create && json_is_array(in->advo_list) &&
+         !(ks->prior = markers_prior(ks)))) {
         ksync_free(ks);
         return NULL;
     }
@@ -236,6 +268,7 @@ void ksync_free(struct ksync *ks)
     free(ks->new_id);
     free(ks->base);
     json_decref(ks->base_komm);
+    json_decref(ks->prior);
     for (size_t i = 0; ks->types && i < ks->ntypes; i++)
         free(ks->types[i]);
     free(ks->types);
@@ -498,7 +531,19 @@ static json_t *base_entry(const struct ksync *ks, long long id)
             return json_pack("{s:I,s:i,s:s,s:s}", "id", (json_int_t)id, "kz", ks->base[b].kz,
                              "value", ks->base[b].value, "espo", base_class[ks->base[b].cls]);
     }
+    size_t i;
+    json_t *e;
+    json_array_foreach(ks->prior, i, e) /* no stored baseline: what the markers say */
+    {
+        if (id > 0 && json_integer_value(json_object_get(e, "id")) == id)
+            return json_deep_copy(e);
+    }
     return NULL;
+}
+
+const json_t *ksync_prior(const struct ksync *ks)
+{
+    return ks->base_komm ? ks->base_komm : ks->prior;
 }
 
 json_t *ksync_tentative(const struct ksync *ks)

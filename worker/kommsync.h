@@ -76,6 +76,13 @@ json_t *ksync_baseline(const struct ksync *ks);
  * reference. */
 json_t *ksync_tentative(const struct ksync *ks);
 
+/* The entries both systems held before the run: the stored baseline's "komm"; without one (the
+ * markers decide, SPEC §5.4), those the markers name, [{"id","kz","value","espo"}] as the
+ * markers say EspoCRM holds them. The write-ahead baseline of a run without a stored "komm" is
+ * made from it: a marker this run writes whose EspoCRM half never lands (a Var4, a Var6) must
+ * not decide the next run. NULL for a create. Borrowed. */
+const json_t *ksync_prior(const struct ksync *ks);
+
 /* The i-th conflict notification (SPEC §5.2: the same entry changed on both sides, EspoCRM
  * won; the text names Advoware's value); NULL past the end. */
 const char *ksync_conflict(const struct ksync *ks, size_t i);

@@ -74,28 +74,60 @@ int store_link_set(struct redis_client *c, const char *id, long long betnr, cons
     return rc < 0 ? -1 : 0;
 }
 
-int store_creating(struct redis_client *c, const char *id, char *since, size_t sincelen, char *err,
-                   size_t errlen)
+int store_creating_get(struct redis_client *c, const char *id, json_t **out, char *err,
+                       size_t errlen)
 {
     char key[KEY_MAX], *value = NULL;
+    *out = NULL;
     if (key_of(key, CREATING_PREFIX, id, NULL, err, errlen) != 0)
         return -1;
     int rc = redis_get(c, key, &value, NULL, err, errlen);
-    if (rc < 0)
-        return -1;
-    if (rc == 1)
-        snprintf(since, sincelen, "%s", value);
+    if (rc != 1) {
+        free(value);
+        return rc < 0 ? -1 : 0;
+    }
+    json_t *mark = json_loads(value, 0, NULL);
+    if (!json_is_object(mark) || !json_is_string(json_object_get(mark, "since"))) {
+        json_decref(mark); /* an earlier version's mark: the time only */
+        mark = json_pack("{s:s}", "since", value);
+    }
     free(value);
+    if (!mark) {
+        util_err(err, errlen, "create mark: out of memory");
+        return -1;
+    }
+    *out = mark;
+    return 1;
+}
+
+int store_creating(struct redis_client *c, const char *id, char *since, size_t sincelen, char *err,
+                   size_t errlen)
+{
+    json_t *mark = NULL;
+    int rc = store_creating_get(c, id, &mark, err, errlen);
+    if (rc == 1)
+        snprintf(since, sincelen, "%s", json_string_value(json_object_get(mark, "since")));
+    json_decref(mark);
     return rc;
 }
 
-int store_mark_creating(struct redis_client *c, const char *id, const char *since, char *err,
-                        size_t errlen)
+int store_mark_creating(struct redis_client *c, const char *id, const char *since, const char *name,
+                        const char *user, char *err, size_t errlen)
 {
     char key[KEY_MAX];
     if (key_of(key, CREATING_PREFIX, id, NULL, err, errlen) != 0)
         return -1;
-    return redis_set(c, key, since, STORE_CREATING_TTL_S * 1000, err, errlen) < 0 ? -1 : 0;
+    json_t *mark =
+        json_pack("{s:s,s:s?,s:s?}", "since", since, "name", name, "assignedUserId", user);
+    char *text = mark ? json_dumps(mark, JSON_COMPACT) : NULL;
+    json_decref(mark);
+    if (!text) {
+        util_err(err, errlen, "create mark: out of memory");
+        return -1;
+    }
+    int rc = redis_set(c, key, text, STORE_CREATING_TTL_S * 1000, err, errlen);
+    free(text);
+    return rc < 0 ? -1 : 0;
 }
 
 int store_clear_creating(struct redis_client *c, const char *id, char *err, size_t errlen)

@@ -38,9 +38,16 @@ int store_link_set(struct redis_client *c, const char *id, long long betnr, cons
  * when there is none, -1 on error. */
 int store_creating(struct redis_client *c, const char *id, char *since, size_t sincelen, char *err,
                    size_t errlen);
-/* Sets the mark before a POST (since: its time). 0 or -1 (then do not POST). */
-int store_mark_creating(struct redis_client *c, const char *id, const char *since, char *err,
-                        size_t errlen);
+/* The same, the whole mark: 1 with *out {"since", "name"?, "assignedUserId"?} (new reference;
+ * the party's name and user, so that a deletion of the party can still tell its user), 0 when
+ * there is none, -1 on error. A mark of an earlier version (the time as plain text) has since
+ * only. */
+int store_creating_get(struct redis_client *c, const char *id, json_t **out, char *err,
+                       size_t errlen);
+/* Sets the mark before a POST (since: its time; name and user of the party, either may be
+ * NULL). 0 or -1 (then do not POST). */
+int store_mark_creating(struct redis_client *c, const char *id, const char *since, const char *name,
+                        const char *user, char *err, size_t errlen);
 /* Removes the mark: the POST certainly failed, or its record is linked. 0 or -1. */
 int store_clear_creating(struct redis_client *c, const char *id, char *err, size_t errlen);
 

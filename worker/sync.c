@@ -420,6 +420,38 @@ static void pending_set(struct run *r, bool on)
 /* EspoCRM 404: the entity was deleted. Notify once with the betNr, never DELETE in Advoware
  * (SPEC §5.3). The link is marked deleted only once the message went through: a failed one is
  * tried again (STEP_ESPO_DOWN: the executor's retry with backoff). */
+/* A party deleted in EspoCRM while its create was uncertain (SPEC §5.3): Advoware may hold a
+ * record nobody will link any more. Its user (from the create mark) is told once to look and
+ * delete it by hand, then the mark goes. */
+static enum step deleted_while_uncertain(struct run *r)
+{
+    json_t *mark = NULL;
+    int m = store_creating_get(r->ctx->redis, r->id, &mark, r->err, sizeof r->err);
+    if (m <= 0)
+        return m < 0 ? STEP_ESPO_DOWN : STEP_OK; /* Redis: the run is retried */
+    enum step s = STEP_OK;
+    r->user = jstr(mark, "assignedUserId");
+    json_decref(r->entity); /* the 404's body, if EspoCRM sent one */
+    r->entity = json_pack("{s:s?}", "name", jstr(mark, "name"));
+    char text[320];
+    snprintf(text, sizeof text,
+             "Beteiligter wurde in EspoCRM gelöscht; seine Anlage in Advoware am %s UTC war "
+             "ungewiss. Bitte in Advoware prüfen, ob er angelegt wurde, und ihn dann manuell "
+             "löschen.",
+             jstr(mark, "since") ? jstr(mark, "since") : "?");
+    if (!notice_settled(r, text)) {
+        snprintf(r->err, sizeof r->err, "deletion notice of an uncertain create not sent");
+        s = STEP_ESPO_DOWN;
+    } else if (store_clear_creating(r->ctx->redis, r->id, r->err, sizeof r->err) != 0) {
+        s = STEP_ESPO_DOWN; /* the claim keeps a retry from telling twice */
+    }
+    r->user = NULL;
+    json_decref(r->entity);
+    r->entity = NULL;
+    json_decref(mark);
+    return s;
+}
+
 static enum step deletion_path(struct run *r)
 {
     json_t *link = NULL;
@@ -445,6 +477,8 @@ static enum step deletion_path(struct run *r)
         }
         json_decref(r->entity);
         r->entity = NULL;
+    } else if (betnr <= 0) {
+        s = deleted_while_uncertain(r);
     }
     json_decref(link);
     log_info("entity deleted in EspoCRM", LOG_STR("entity_id", r->id), LOG_INT("betnr", betnr));
@@ -583,7 +617,8 @@ static enum step create(struct run *r)
         return s;
     }
     st_format_espo(now_s(), r->since, sizeof r->since);
-    if (store_mark_creating(r->ctx->redis, r->id, r->since, r->err, sizeof r->err) != 0) {
+    if (store_mark_creating(r->ctx->redis, r->id, r->since, jstr(r->entity, "name"), r->user,
+                            r->err, sizeof r->err) != 0) {
         ksync_free(ks);
         return STEP_ESPO_DOWN;
     }
@@ -656,7 +691,15 @@ static enum step write_ahead(struct run *r, const json_t *baseline, const struct
     if (s != STEP_OK)
         return s;
     json_t *fields = merge_fields_of(r->entity), *tent = ks ? ksync_tentative(ks) : NULL;
-    json_t *ahead = fields ? merge_pending_make(baseline, fields, tent) : NULL;
+    /* without a stored "komm" the markers decide; this run rewrites some of them, so what they
+     * said before goes ahead (kommsync.h) */
+    json_t *with = NULL;
+    const json_t *prior = ks ? ksync_prior(ks) : NULL;
+    if (baseline && !json_is_array(json_object_get(baseline, "komm")) && prior &&
+        (with = json_deep_copy(baseline)))
+        json_object_set(with, "komm", (json_t *)prior);
+    json_t *ahead = fields ? merge_pending_make(with ? with : baseline, fields, tent) : NULL;
+    json_decref(with);
     int rc = ahead
                  ? store_ahead_set(r->ctx->redis, r->id, r->based_on, ahead, r->err, sizeof r->err)
                  : -1;

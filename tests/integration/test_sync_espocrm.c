@@ -199,6 +199,53 @@ static void test_create_failed_after_its_post_keeps_the_posted_baseline(void **s
     assert_int_equal(ss_notifications_with("Konflikt"), conflicts);
 }
 
+/* SPEC §5.4: without a stored "komm" (a create whose final PUT did not happen) the markers
+ * decide. A number an Advoware user added gets its marker; the answer is lost (apply + 503) and
+ * EspoCRM never gets the number. The next run must not read that marker as "deleted in EspoCRM"
+ * (it emptied the entry: a chaos run's lost edit): the write-ahead baseline carries what the
+ * markers said before the run. */
+static void test_advoware_number_survives_a_lost_marker_answer_without_a_baseline(void **state)
+{
+    (void)state;
+    char id[64];
+    ss_fault(&ss.advo, "POST", A_KOMMS, 503, 1);
+    ss_ui_create("{\"name\":\"Ohne Basis GmbH\",\"phoneNumberData\":[{\"phoneNumber\":"
+                 "\"+4951166661\",\"type\":\"Office\",\"primary\":true}]}",
+                 id, sizeof id);
+    json_t *e = ss_wait_status(id, "failed", 0);
+    long long betnr = json_integer_value(json_object_get(e, "betnr"));
+    long long v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    assert_true(betnr > 0);
+    advo_add(betnr, "0511/66662", 1);
+    long conflicts = ss_notifications_with("Konflikt");
+    json_decref(ss_call(&ss.advo, "POST", "/_sim/faults",
+                        "{\"method\":\"PUT\",\"route\":\"" A_KOMM
+                        "\",\"status\":503,\"apply\":true,\"count\":1}"));
+    ss_sync_check(id, "failed"); /* the marker lands, its answer is lost */
+    e = ss_wait_status(id, "failed", v);
+    v = json_integer_value(json_object_get(e, "versionNumber"));
+    json_decref(e);
+    ss_sync_check(id, "failed");
+    e = ss_wait_status(id, "clean", v);
+    assert_non_null(espo_phone(e, "+4951166661"));
+    assert_non_null(espo_phone(e, "+4951166662"));
+    assert_int_equal(json_array_size(json_object_get(e, "phoneNumberData")), 2);
+    json_decref(e);
+    json_t *a = ss_advo_state(betnr), *k;
+    size_t i, filled = 0, kept = 0;
+    json_array_foreach(json_object_get(a, "kommunikation"), i, k)
+    {
+        filled += *ss_str(k, "tlf") != 0;
+        kept += strcmp(ss_str(k, "tlf"), "0511/66662") == 0;
+    }
+    json_decref(a);
+    assert_int_equal(kept, 1);
+    assert_int_equal(filled, 2);
+    ss_settle();
+    assert_int_equal(ss_notifications_with("Konflikt"), conflicts);
+}
+
 /* SPEC §3.1 "Backoff holds": a webhook run (an echo, a duplicate) never retries a failed party
  * early; the retry scan does. */
 static void test_backoff_holds_against_webhook_runs(void **state)
@@ -434,6 +481,39 @@ static void test_run_that_lost_its_lock_writes_nothing(void **state)
     json_decref(a);
 }
 
+/* SPEC §5.3: a party deleted in EspoCRM while its create was uncertain. Advoware may hold a
+ * record nobody will link any more: its user is told once, by name, to look and delete it by
+ * hand; the mark goes; a replay tells nobody again. */
+static void test_deleted_while_uncertain_is_told_once(void **state)
+{
+    (void)state;
+    char id[64], path[128], err[256], since[32];
+    struct redis_client *rc = th_redis_client(&ss.redis);
+    assert_non_null(rc);
+    ss_fault(&ss.advo, "POST", A_ALL, 503, 1); /* a 5xx: the record may exist (sync.c) */
+    ss_ui_create("{\"name\":\"Weg Und Ungewiss GmbH\",\"assignedUserId\":\"u-weg\"}", id,
+                 sizeof id);
+    json_decref(ss_wait_status(id, "failed", 0));
+    assert_int_equal(store_creating(rc, id, since, sizeof since, err, sizeof err), 1);
+    snprintf(path, sizeof path, "/_sim/ui/CBeteiligte/%s", id);
+    json_decref(ss_call(&ss.espo, "DELETE", path, NULL));
+    bool ok;
+    TH_WAIT(ok, ss_notifications_with("Weg Und Ungewiss GmbH") == 2, 30000); /* the two notices */
+    assert_true(ok);
+    assert_int_equal(ss_notifications_with("ihn dann manuell löschen"), 1);
+    TH_WAIT(ok, store_creating(rc, id, since, sizeof since, err, sizeof err) == 0, 10000);
+    assert_true(ok);
+    ss_sync_check(id, "stale_clean"); /* a replay */
+    ss_settle();
+    assert_int_equal(ss_notifications_with("ihn dann manuell löschen"), 1);
+    /* a mark of the version before (the time as plain text) still reads */
+    assert_int_equal(
+        redis_set(rc, "vmh:creating:alte-marke", "2026-01-01 10:00:00", 60000, err, sizeof err), 0);
+    assert_int_equal(store_creating(rc, "alte-marke", since, sizeof since, err, sizeof err), 1);
+    assert_string_equal(since, "2026-01-01 10:00:00");
+    redis_client_free(rc);
+}
+
 /* SPEC §5.3: the deletion notice marks the link deleted only once it went through. */
 static void test_deletion_notice_is_sent_again_when_it_failed(void **state)
 {
@@ -486,10 +566,12 @@ int main(void)
         cmocka_unit_test(test_edit_after_failure_restarts_retry_count),
         cmocka_unit_test(test_advoware_entry_edits_survive_a_failed_final_put),
         cmocka_unit_test(test_create_failed_after_its_post_keeps_the_posted_baseline),
+        cmocka_unit_test(test_advoware_number_survives_a_lost_marker_answer_without_a_baseline),
         cmocka_unit_test(test_status_write_409_is_written_again),
         cmocka_unit_test(test_uncertain_create_is_never_repeated),
         cmocka_unit_test(test_run_that_lost_its_lock_writes_nothing),
         cmocka_unit_test(test_deletion_notice_is_sent_again_when_it_failed),
+        cmocka_unit_test(test_deleted_while_uncertain_is_told_once),
         cmocka_unit_test(test_refused_final_put_leaves_a_readable_status),
     };
     return cmocka_run_group_tests(tests, ss_setup, ss_teardown);
