@@ -420,6 +420,20 @@ static void pending_set(struct run *r, bool on)
 /* EspoCRM 404: the entity was deleted. Notify once with the betNr, never DELETE in Advoware
  * (SPEC §5.3). The link is marked deleted only once the message went through: a failed one is
  * tried again (STEP_ESPO_DOWN: the executor's retry with backoff). */
+/* Tells the user of a party that EspoCRM no longer has (who: its link or create mark, with name
+ * and assignedUserId) text, once; notice_settled. */
+static bool tell_deleted(struct run *r, const json_t *who, const char *text)
+{
+    r->user = jstr(who, "assignedUserId");
+    json_decref(r->entity); /* the 404's body, if EspoCRM sent one */
+    r->entity = json_pack("{s:s?}", "name", jstr(who, "name"));
+    bool settled = notice_settled(r, text);
+    r->user = NULL;
+    json_decref(r->entity);
+    r->entity = NULL;
+    return settled;
+}
+
 /* A party deleted in EspoCRM while its create was uncertain (SPEC §5.3): Advoware may hold a
  * record nobody will link any more. Its user (from the create mark) is told once to look and
  * delete it by hand, then the mark goes. */
@@ -430,24 +444,18 @@ static enum step deleted_while_uncertain(struct run *r)
     if (m <= 0)
         return m < 0 ? STEP_ESPO_DOWN : STEP_OK; /* Redis: the run is retried */
     enum step s = STEP_OK;
-    r->user = jstr(mark, "assignedUserId");
-    json_decref(r->entity); /* the 404's body, if EspoCRM sent one */
-    r->entity = json_pack("{s:s?}", "name", jstr(mark, "name"));
     char text[320];
     snprintf(text, sizeof text,
              "Beteiligter wurde in EspoCRM gelöscht; seine Anlage in Advoware am %s UTC war "
              "ungewiss. Bitte in Advoware prüfen, ob er angelegt wurde, und ihn dann manuell "
              "löschen.",
              jstr(mark, "since") ? jstr(mark, "since") : "?");
-    if (!notice_settled(r, text)) {
+    if (!tell_deleted(r, mark, text)) {
         snprintf(r->err, sizeof r->err, "deletion notice of an uncertain create not sent");
         s = STEP_ESPO_DOWN;
     } else if (store_clear_creating(r->ctx->redis, r->id, r->err, sizeof r->err) != 0) {
         s = STEP_ESPO_DOWN; /* the claim keeps a retry from telling twice */
     }
-    r->user = NULL;
-    json_decref(r->entity);
-    r->entity = NULL;
     json_decref(mark);
     return s;
 }
@@ -461,22 +469,18 @@ static enum step deletion_path(struct run *r)
     enum step s = STEP_OK; /* a deletion is the party's normal end, not an error */
     r->deleted = true;
     if (link && !json_is_true(json_object_get(link, "deleted")) && betnr > 0) {
-        r->user = jstr(link, "assignedUserId");
-        json_decref(r->entity); /* the 404's body, if EspoCRM sent one */
-        r->entity = json_pack("{s:s?}", "name", jstr(link, "name"));
         char text[256];
         snprintf(text, sizeof text,
                  "Beteiligter wurde in EspoCRM gelöscht. Bitte manuell in Advoware löschen: "
                  "betNr %lld",
                  betnr);
-        if (notice_settled(r, text))
-            link_set(r, betnr, true, NULL);
+        if (tell_deleted(r, link, text))
+            store_link_set(r->ctx->redis, r->id, betnr, jstr(link, "name"),
+                           jstr(link, "assignedUserId"), true, NULL, r->err, sizeof r->err);
         else {
             snprintf(r->err, sizeof r->err, "deletion notice for betNr %lld not sent", betnr);
             s = STEP_ESPO_DOWN;
         }
-        json_decref(r->entity);
-        r->entity = NULL;
     } else if (betnr <= 0) {
         s = deleted_while_uncertain(r);
     }

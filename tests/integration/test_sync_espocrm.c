@@ -164,6 +164,27 @@ static void test_entry_espocrm_rejects_is_skipped_and_told_once(void **state)
     json_decref(e);
 }
 
+/* A party a UI user created with one office number, whose create stopped half way: the
+ * Kommunikation POST failed, the failure's status write carried the betnr and no baseline. */
+static void half_created(const char *name, const char *phone, char *id, size_t idlen,
+                         long long *betnr, long long *v)
+{
+    char attrs[256];
+    snprintf(attrs, sizeof attrs,
+             "{\"name\":\"%s\",\"phoneNumberData\":[{\"phoneNumber\":\"%s\",\"type\":"
+             "\"Office\",\"primary\":true}]}",
+             name, phone);
+    ss_fault(&ss.advo, "POST", A_KOMMS, 503, 1);
+    ss_ui_create(attrs, id, idlen);
+    json_t *e = ss_wait_status(id, "failed", 0);
+    *betnr = json_integer_value(json_object_get(e, "betnr"));
+    *v = json_integer_value(json_object_get(e, "versionNumber"));
+    assert_true(*betnr > 0);
+    assert_true(json_is_null(json_object_get(e, "advowareSyncBaseline")) ||
+                !*ss_str(e, "advowareSyncBaseline"));
+    json_decref(e);
+}
+
 /* SPEC §5.2: after a CREATE the baseline is what was posted, even when the final PUT did not
  * happen. Here the create's Kommunikation POST fails: its failure writes the status and the
  * betnr, no baseline. An Advoware edit before the retry is taken over, not a conflict (a chaos
@@ -173,22 +194,13 @@ static void test_create_failed_after_its_post_keeps_the_posted_baseline(void **s
 {
     (void)state;
     char id[64], path[128];
-    ss_fault(&ss.advo, "POST", A_KOMMS, 503, 1);
-    ss_ui_create("{\"name\":\"Halb Angelegt GmbH\",\"phoneNumberData\":[{\"phoneNumber\":"
-                 "\"+4951166666\",\"type\":\"Office\",\"primary\":true}]}",
-                 id, sizeof id);
-    json_t *e = ss_wait_status(id, "failed", 0);
-    long long betnr = json_integer_value(json_object_get(e, "betnr"));
-    long long v = json_integer_value(json_object_get(e, "versionNumber"));
-    assert_true(betnr > 0);
-    assert_true(json_is_null(json_object_get(e, "advowareSyncBaseline")) ||
-                !*ss_str(e, "advowareSyncBaseline"));
-    json_decref(e);
+    long long betnr, v;
+    half_created("Halb Angelegt GmbH", "+4951166666", id, sizeof id, &betnr, &v);
     long conflicts = ss_notifications_with("Konflikt");
     snprintf(path, sizeof path, "/_sim/ui/Beteiligte/%lld", betnr);
     json_decref(ss_call(&ss.advo, "PUT", path, "{\"zusatz\":\"aus Advoware\"}"));
     ss_sync_check(id, "failed"); /* the retry scan */
-    e = ss_wait_status(id, "clean", v);
+    json_t *e = ss_wait_status(id, "clean", v);
     assert_string_equal(ss_str(e, "zusatz"), "aus Advoware");
     assert_non_null(espo_phone(e, "+4951166666"));
     json_decref(e);
@@ -208,22 +220,15 @@ static void test_advoware_number_survives_a_lost_marker_answer_without_a_baselin
 {
     (void)state;
     char id[64];
-    ss_fault(&ss.advo, "POST", A_KOMMS, 503, 1);
-    ss_ui_create("{\"name\":\"Ohne Basis GmbH\",\"phoneNumberData\":[{\"phoneNumber\":"
-                 "\"+4951166661\",\"type\":\"Office\",\"primary\":true}]}",
-                 id, sizeof id);
-    json_t *e = ss_wait_status(id, "failed", 0);
-    long long betnr = json_integer_value(json_object_get(e, "betnr"));
-    long long v = json_integer_value(json_object_get(e, "versionNumber"));
-    json_decref(e);
-    assert_true(betnr > 0);
+    long long betnr, v;
+    half_created("Ohne Basis GmbH", "+4951166661", id, sizeof id, &betnr, &v);
     advo_add(betnr, "0511/66662", 1);
     long conflicts = ss_notifications_with("Konflikt");
     json_decref(ss_call(&ss.advo, "POST", "/_sim/faults",
                         "{\"method\":\"PUT\",\"route\":\"" A_KOMM
                         "\",\"status\":503,\"apply\":true,\"count\":1}"));
     ss_sync_check(id, "failed"); /* the marker lands, its answer is lost */
-    e = ss_wait_status(id, "failed", v);
+    json_t *e = ss_wait_status(id, "failed", v);
     v = json_integer_value(json_object_get(e, "versionNumber"));
     json_decref(e);
     ss_sync_check(id, "failed");
