@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -338,7 +339,7 @@ static int redis_start_on(struct th_redis *r, int port, const char *password)
     r->port = port;
     char port_text[16];
     snprintf(port_text, sizeof port_text, "%d", r->port);
-    const char *argv[16];
+    const char *argv[20];
     int i = 0;
     argv[i++] = "/usr/bin/redis-server";
     argv[i++] = "--port";
@@ -351,13 +352,20 @@ static int redis_start_on(struct th_redis *r, int port, const char *password)
     argv[i++] = "no";
     argv[i++] = "--loglevel";
     argv[i++] = "warning";
+    snprintf(r->dir, sizeof r->dir, "/tmp/vmh-redis-XXXXXX");
+    if (!mkdtemp(r->dir))
+        return -1;
+    argv[i++] = "--dir";
+    argv[i++] = r->dir;
     if (password) {
         argv[i++] = "--requirepass";
         argv[i++] = password;
     }
     argv[i] = NULL;
-    if (th_proc_start(&r->proc, argv, NULL, true) != 0)
+    if (th_proc_start(&r->proc, argv, NULL, true) != 0) {
+        th_redis_stop(r);
         return -1;
+    }
     long long end = th_now_ms() + 5000;
     while (th_now_ms() < end && th_proc_alive(&r->proc)) {
         if (redis_answers(r->port, password)) {
@@ -370,6 +378,7 @@ static int redis_start_on(struct th_redis *r, int port, const char *password)
         th_sleep_ms(10);
     }
     th_proc_stop(&r->proc, SIGKILL, 1000);
+    th_redis_stop(r); /* its directory */
     return -1;
 }
 
@@ -394,9 +403,20 @@ int th_redis_start_port(struct th_redis *r, int port, const char *password)
     return -1;
 }
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
 void th_redis_stop(struct th_redis *r)
 {
     th_proc_stop(&r->proc, SIGTERM, 5000);
+    if (r->dir[0])
+        nftw(r->dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+    r->dir[0] = '\0';
 }
 
 static int kafka_start(struct th_kafka *k, int partitions, bool admin)

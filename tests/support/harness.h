@@ -73,6 +73,7 @@ struct th_redis {
     struct th_proc proc;
     int port;
     char url[300];
+    char dir[64]; /* its working directory (a test may switch AOF on): removed at stop */
 };
 int th_redis_start(struct th_redis *r, const char *password);
 /* The same on a given port (e.g. to restart a stopped server where clients expect it), retried
