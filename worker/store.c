@@ -51,6 +51,22 @@ int store_link_get(struct redis_client *c, const char *id, json_t **out, char *e
     return 0;
 }
 
+/* Stores doc (stolen; NULL: out of memory) under key as compact JSON, with a TTL (0: none).
+ * 0, or -1 with err naming what. */
+static int set_json(struct redis_client *c, const char *key, json_t *doc, long long ttl_ms,
+                    const char *what, char *err, size_t errlen)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        util_err(err, errlen, "%s: out of memory", what);
+        return -1;
+    }
+    int rc = redis_set(c, key, text, ttl_ms, err, errlen);
+    free(text);
+    return rc < 0 ? -1 : 0;
+}
+
 int store_link_set(struct redis_client *c, const char *id, long long betnr, const char *name,
                    const char *user, bool deleted, const json_t *posted, char *err, size_t errlen)
 {
@@ -63,15 +79,7 @@ int store_link_set(struct redis_client *c, const char *id, long long betnr, cons
         json_object_set_new(link, "deleted", json_true());
     if (link && posted)
         json_object_set(link, "posted", (json_t *)posted);
-    char *text = link ? json_dumps(link, JSON_COMPACT) : NULL;
-    json_decref(link);
-    if (!text) {
-        util_err(err, errlen, "link: out of memory");
-        return -1;
-    }
-    int rc = redis_set(c, key, text, 0, err, errlen);
-    free(text);
-    return rc < 0 ? -1 : 0;
+    return set_json(c, key, link, 0, "link", err, errlen);
 }
 
 int store_creating_get(struct redis_client *c, const char *id, json_t **out, char *err,
@@ -117,17 +125,9 @@ int store_mark_creating(struct redis_client *c, const char *id, const char *sinc
     char key[KEY_MAX];
     if (key_of(key, CREATING_PREFIX, id, NULL, err, errlen) != 0)
         return -1;
-    json_t *mark =
-        json_pack("{s:s,s:s?,s:s?}", "since", since, "name", name, "assignedUserId", user);
-    char *text = mark ? json_dumps(mark, JSON_COMPACT) : NULL;
-    json_decref(mark);
-    if (!text) {
-        util_err(err, errlen, "create mark: out of memory");
-        return -1;
-    }
-    int rc = redis_set(c, key, text, STORE_CREATING_TTL_S * 1000, err, errlen);
-    free(text);
-    return rc < 0 ? -1 : 0;
+    return set_json(
+        c, key, json_pack("{s:s,s:s?,s:s?}", "since", since, "name", name, "assignedUserId", user),
+        STORE_CREATING_TTL_S * 1000, "create mark", err, errlen);
 }
 
 int store_clear_creating(struct redis_client *c, const char *id, char *err, size_t errlen)
@@ -202,16 +202,8 @@ int store_ahead_set(struct redis_client *c, const char *id, const char *based_on
     char key[KEY_MAX];
     if (key_of(key, AHEAD_PREFIX, id, NULL, err, errlen) != 0)
         return -1;
-    json_t *doc = json_pack("{s:s,s:O}", "basedOn", based_on, "baseline", baseline);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!text) {
-        util_err(err, errlen, "write-ahead baseline: out of memory");
-        return -1;
-    }
-    int rc = redis_set(c, key, text, STORE_AHEAD_TTL_S * 1000, err, errlen);
-    free(text);
-    return rc < 0 ? -1 : 0;
+    return set_json(c, key, json_pack("{s:s,s:O}", "basedOn", based_on, "baseline", baseline),
+                    STORE_AHEAD_TTL_S * 1000, "write-ahead baseline", err, errlen);
 }
 
 int store_ahead_clear(struct redis_client *c, const char *id, char *err, size_t errlen)
